@@ -1,0 +1,46 @@
+"""Settings: the only code that reads the environment.
+
+Every setting has a `STATSAPI_` environment variable; the database URL also answers to the
+conventional `DATABASE_URL`.
+"""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SQLITE_PATH = Path("data") / "statsapi.sqlite3"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STATSAPI_", extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite:///{DEFAULT_SQLITE_PATH}",
+        validation_alias=AliasChoices("DATABASE_URL", "STATSAPI_DATABASE_URL"),
+        description="SQLAlchemy URL. Default: a SQLite file under ./data/, created on first use.",
+    )
+    sqlite_busy_timeout_ms: int = Field(
+        default=5000, ge=0, description="How long a SQLite writer waits for the lock."
+    )
+    pg_statement_timeout_ms: int = Field(
+        default=5000, ge=0, description="PostgreSQL statement_timeout for every connection."
+    )
+    pg_connect_timeout_s: int = Field(default=3, ge=1, description="PostgreSQL connect timeout.")
+    pg_pool_size: int = Field(default=5, ge=1, description="PostgreSQL connections per worker.")
+    seed_dir: Path = Field(
+        default=PROJECT_ROOT / "seed", description="Folder whose *.yaml bundles `seed` loads."
+    )
+    cache_max_age: int = Field(
+        default=60, ge=0, description="Cache-Control max-age (seconds) on GET responses."
+    )
+    cors_origins: list[str] = Field(
+        default=["*"], description="Origins allowed to read with CORS (JSON list)."
+    )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,88 @@
+"""Exact decimal values, from the bundle file to the database to the JSON body.
+
+PostgreSQL stores NUMERIC exactly. SQLite has no decimal type: a NUMERIC column keeps a REAL
+(an IEEE double). Any decimal of at most 15 significant digits survives that trip exactly, because
+the shortest repr of the double is the decimal it came from. So values are limited to 15
+significant digits and 6 decimal places (checked on the way in), and on the way out the double is
+read back through its repr, never through binary expansion.
+"""
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import Numeric
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+MAX_SIGNIFICANT_DIGITS = 15
+MAX_DECIMAL_PLACES = 6
+
+
+class DecimalRangeError(ValueError):
+    """The value cannot be stored exactly on both databases."""
+
+
+def normalize(value: Decimal) -> Decimal:
+    """Drop trailing zeros without switching to exponent notation (12E+4 -> 120000)."""
+    if value == 0:
+        return Decimal(0)
+    normalized = value.normalize()
+    exponent = normalized.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > 0:
+        return normalized.quantize(Decimal(1))
+    return normalized
+
+
+def parse_decimal(raw: Any) -> Decimal:
+    """Read a value from text or a number (never a float's binary expansion) and check its range."""
+    if isinstance(raw, bool):
+        raise DecimalRangeError("must be a number, not a boolean")
+    if isinstance(raw, float):
+        raw = repr(raw)
+    try:
+        value = Decimal(str(raw).strip())
+    except (InvalidOperation, ValueError):
+        raise DecimalRangeError(f"{raw!r} is not a decimal number") from None
+    if not value.is_finite():
+        raise DecimalRangeError("must be a finite number")
+    value = normalize(value)
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    if -exponent > MAX_DECIMAL_PLACES:
+        raise DecimalRangeError(f"at most {MAX_DECIMAL_PLACES} decimal places")
+    significant = len(digits) + max(exponent, 0)
+    if significant > MAX_SIGNIFICANT_DIGITS:
+        raise DecimalRangeError(f"at most {MAX_SIGNIFICANT_DIGITS} significant digits")
+    return value
+
+
+def to_json_text(value: Decimal) -> str:
+    """The decimal as a JSON number literal: 96.6, 10273000, never 1.0273E+7."""
+    return format(normalize(value), "f")
+
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """NUMERIC(21, 6) that hands back normalized Decimals on both databases."""
+
+    impl = Numeric(21, MAX_DECIMAL_PLACES)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            # Take the raw double and convert it ourselves (SQLAlchemy's own conversion warns).
+            return dialect.type_descriptor(Numeric(21, MAX_DECIMAL_PLACES, asdecimal=False))
+        return dialect.type_descriptor(Numeric(21, MAX_DECIMAL_PLACES))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return float(value)  # exact for <= 15 significant digits, see module docstring
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        if isinstance(value, float):
+            return normalize(Decimal(repr(value)))
+        return normalize(Decimal(value))

@@ -1,0 +1,198 @@
+"""Tables. Alembic (migrations/) is the only thing that creates them.
+
+Natural keys (`code`) are what the API shows; integer ids exist only for joins.
+"""
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from sqlalchemy import CheckConstraint, Column, DateTime, Index, MetaData, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from app.decimals import ExactDecimal
+
+# Named constraints before the first migration, so that later migrations can refer to them.
+SQLModel.metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _timestamp() -> Column[datetime]:
+    return Column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class MeasureType(StrEnum):
+    flow = "flow"  # counted within the year (people trained in 2023)
+    stock = "stock"  # a level at year end (cards issued so far)
+    rate = "rate"  # a percentage (share of officers placed)
+    ratio = "ratio"  # x to 1 (posts per soldier)
+
+
+class Qualifier(StrEnum):
+    exact = "exact"  # 608人次, 达到96.6%
+    at_least = "at_least"  # 余, 多, 超, 超过, +
+    approximate = "approximate"  # 近, 约
+    at_most = "at_most"  # 不到, 以下 (none in the 2023 review)
+
+
+class RegionLevel(StrEnum):
+    prefecture = "prefecture"  # 地级市: 常州市
+    district = "district"  # 市辖区
+    county_city = "county_city"  # 县级市: 溧阳市
+
+
+class RevisionAction(StrEnum):
+    create = "create"
+    update = "update"
+    delete = "delete"
+
+
+def _enum_check(column: str, enum: type[StrEnum]) -> CheckConstraint:
+    values = ", ".join(f"'{member.value}'" for member in enum)
+    return CheckConstraint(f"{column} IN ({values})", name=f"{column}_valid")
+
+
+class Category(SQLModel, table=True):
+    __tablename__ = "category"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=64, unique=True)
+    name_zh: str = Field(max_length=200)
+    name_en: str = Field(max_length=200)
+    description_zh: str | None = Field(default=None, sa_type=Text)
+    description_en: str | None = Field(default=None, sa_type=Text)
+    display_order: int = Field(default=0)
+
+
+class Unit(SQLModel, table=True):
+    __tablename__ = "unit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=64, unique=True)
+    name_zh: str = Field(max_length=50)
+    name_en: str = Field(max_length=100)
+
+
+class Region(SQLModel, table=True):
+    __tablename__ = "region"
+    __table_args__ = (_enum_check("level", RegionLevel),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=12, unique=True)  # GB/T 2260
+    name_zh: str = Field(max_length=100)
+    name_en: str = Field(max_length=100)
+    level: str = Field(max_length=20)
+    parent_id: int | None = Field(default=None, foreign_key="region.id")
+
+
+class Indicator(SQLModel, table=True):
+    __tablename__ = "indicator"
+    __table_args__ = (_enum_check("measure_type", MeasureType),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=100, unique=True)
+    category_id: int = Field(foreign_key="category.id", index=True)
+    unit_id: int = Field(foreign_key="unit.id")
+    name_zh: str = Field(max_length=200)
+    name_en: str = Field(max_length=300)
+    measure_type: str = Field(max_length=10)
+    description_zh: str | None = Field(default=None, sa_type=Text)
+    description_en: str | None = Field(default=None, sa_type=Text)
+    display_order: int = Field(default=0)
+
+
+class Source(SQLModel, table=True):
+    __tablename__ = "source"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=100, unique=True)
+    title_zh: str = Field(max_length=300)
+    title_en: str = Field(max_length=300)
+    publisher_zh: str = Field(max_length=200)
+    publisher_en: str = Field(max_length=200)
+    published_on: date
+    url: str | None = Field(default=None, max_length=1000)
+    year_covered: int
+    language: str = Field(default="zh-Hans", max_length=20)
+    text_sha256: str | None = Field(default=None, max_length=64)
+    # The full text, byte-identical to seed/sources/: several app servers share one database,
+    # so the text lives where every server can read it.
+    text: str | None = Field(default=None, sa_type=Text)
+
+
+class Observation(SQLModel, table=True):
+    """The published value of one indicator, in one region, for one year."""
+
+    __tablename__ = "observation"
+    __table_args__ = (
+        UniqueConstraint("indicator_id", "region_id", "year", name="uq_observation_series_year"),
+        _enum_check("qualifier", Qualifier),
+        Index("ix_observation_year_region", "year", "region_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    indicator_id: int = Field(foreign_key="indicator.id")
+    region_id: int = Field(foreign_key="region.id")
+    year: int
+    value: Decimal = Field(sa_type=ExactDecimal)
+    qualifier: str = Field(default=Qualifier.exact.value, max_length=12)
+    source_id: int = Field(foreign_key="source.id")
+    quote: str = Field(sa_type=Text)
+    note: str | None = Field(default=None, sa_type=Text)
+    revision: int = Field(default=1)  # how many states it has had; part of its ETag
+    created_at: datetime = Field(sa_column=_timestamp())
+    updated_at: datetime = Field(sa_column=_timestamp())
+
+
+class ObservationRevision(SQLModel, table=True):
+    """Every state an observation has had, kept when it changes or is deleted.
+
+    One row per change, holding the state *after* the change (a delete holds the last state),
+    so the history of a series is complete and "as the data stood at time T" is the latest row
+    recorded at or before T.
+    """
+
+    __tablename__ = "observation_revision"
+    __table_args__ = (
+        _enum_check("action", RevisionAction),
+        _enum_check("qualifier", Qualifier),
+        UniqueConstraint(
+            "indicator_id", "region_id", "year", "revision", name="uq_observation_revision_number"
+        ),
+        Index("ix_observation_revision_recorded_at", "recorded_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    indicator_id: int = Field(foreign_key="indicator.id")
+    region_id: int = Field(foreign_key="region.id")
+    year: int
+    revision: int
+    action: str = Field(max_length=10)
+    value: Decimal = Field(sa_type=ExactDecimal)
+    qualifier: str = Field(max_length=12)
+    source_id: int = Field(foreign_key="source.id")
+    quote: str = Field(sa_type=Text)
+    note: str | None = Field(default=None, sa_type=Text)
+    recorded_at: datetime = Field(sa_column=_timestamp())
+    recorded_by: str = Field(max_length=100)  # "seed:<file>", or an API key's name
+
+
+class DataVersion(SQLModel, table=True):
+    """One row: a counter bumped by every write; ETags and Last-Modified derive from it."""
+
+    __tablename__ = "data_version"
+
+    id: int = Field(default=1, primary_key=True)
+    version: int = Field(default=0)
+    changed_at: datetime = Field(sa_column=_timestamp())
