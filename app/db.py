@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Depends
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
@@ -86,9 +87,11 @@ def get_engine(url: str | None = None) -> Engine:
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A connection inside one write transaction: committed on success, rolled back on error."""
-    with engine.connect().execution_options(**{WRITE_OPTION: True}) as connection:
-        with connection.begin():
-            yield connection
+    with (
+        engine.connect().execution_options(**{WRITE_OPTION: True}) as connection,
+        connection.begin(),
+    ):
+        yield connection
 
 
 @contextmanager
@@ -96,3 +99,11 @@ def read_connection(engine: Engine) -> Iterator[Connection]:
     """A connection for reads (a deferred transaction on SQLite: never waits for a writer)."""
     with engine.connect() as connection:
         yield connection
+
+
+def engine_dependency() -> Engine:
+    """FastAPI dependency for the configured engine; tests override it with their own."""
+    return get_engine()
+
+
+EngineDep = Annotated[Engine, Depends(engine_dependency)]

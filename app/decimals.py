@@ -46,7 +46,7 @@ def parse_decimal(raw: Any) -> Decimal:
     if not value.is_finite():
         raise DecimalRangeError("must be a finite number")
     value = normalize(value)
-    sign, digits, exponent = value.as_tuple()
+    _sign, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int)
     if -exponent > MAX_DECIMAL_PLACES:
         raise DecimalRangeError(f"at most {MAX_DECIMAL_PLACES} decimal places")

@@ -6,8 +6,18 @@ Natural keys (`code`) are what the API shows; integer ids exist only for joins.
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import cast
 
-from sqlalchemy import CheckConstraint, Column, DateTime, Index, MetaData, Text, UniqueConstraint
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    DateTime,
+    Index,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 from app.decimals import ExactDecimal
@@ -196,3 +206,14 @@ class DataVersion(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     version: int = Field(default=0)
     changed_at: datetime = Field(sa_column=_timestamp())
+
+
+# The Core tables, for queries that select columns rather than build model objects.
+category_table = cast(Table, Category.__table__)
+unit_table = cast(Table, Unit.__table__)
+region_table = cast(Table, Region.__table__)
+indicator_table = cast(Table, Indicator.__table__)
+source_table = cast(Table, Source.__table__)
+observation_table = cast(Table, Observation.__table__)
+revision_table = cast(Table, ObservationRevision.__table__)
+data_version_table = cast(Table, DataVersion.__table__)

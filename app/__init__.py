@@ -1,0 +1,1 @@
+"""Changzhou veterans affairs statistics API."""

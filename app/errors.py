@@ -1,0 +1,177 @@
+"""One error shape: RFC 9457 problem details (`application/problem+json`), made here only.
+
+Every error the API answers goes through `problem_response`: our own (`ProblemError` and its
+kinds), the framework's (404 for an unknown route, 405, 422 from parameter validation) and the
+database's (unreachable or locked: 503 with Retry-After). A body never carries a stack trace or
+an internal name. A 422 lists each fault in `errors`, naming the parameter (`field`) and where it
+was (`in`: query, path, header or body).
+"""
+
+import logging
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_PREFIX = "urn:statsapi:problem:"
+RETRY_AFTER_SECONDS = 2
+
+log = logging.getLogger("statsapi.errors")
+
+
+class ProblemError(Exception):
+    """An error with an HTTP status, raised anywhere below the routers."""
+
+    status = 400
+    slug = "bad-request"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: Sequence[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = list(errors) if errors else None
+        self.headers = headers or {}
+        self.extensions = extensions
+
+
+class NotFoundError(ProblemError):
+    status = 404
+    slug = "not-found"
+
+
+class InvalidParameterError(ProblemError):
+    """A parameter that is well-formed but wrong (an unknown code, an empty range)."""
+
+    status = 422
+    slug = "validation-error"
+
+    @classmethod
+    def for_field(
+        cls, location: str, name: str, message: str, **details: Any
+    ) -> "InvalidParameterError":
+        error = {"field": name, "in": location, "message": message, **details}
+        return cls(f"{location} parameter {name!r}: {message}", errors=[error])
+
+
+class ServiceUnavailableError(ProblemError):
+    status = 503
+    slug = "service-unavailable"
+
+
+def problem_response(
+    status: int,
+    *,
+    detail: str | None = None,
+    slug: str | None = None,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> Response:
+    """The problem+json response for `status`; the one place that shapes an error body."""
+    phrase = HTTPStatus(status).phrase
+    body: dict[str, Any] = {
+        "type": f"{PROBLEM_TYPE_PREFIX}{slug}" if slug else "about:blank",
+        "title": phrase,
+        "status": status,
+        "detail": detail or phrase,
+    }
+    if instance:
+        body["instance"] = instance
+    body.update({key: value for key, value in extensions.items() if value is not None})
+    return Response(
+        orjson.dumps(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
+    )
+
+
+def _validation_errors(error: RequestValidationError) -> list[dict[str, Any]]:
+    errors = []
+    for item in error.errors():
+        location = [str(part) for part in item.get("loc", ())]
+        where = location[0] if location else "request"
+        name = ".".join(location[1:]) or where
+        entry: dict[str, Any] = {"field": name, "in": where, "message": item.get("msg", "")}
+        context = item.get("ctx") or {}
+        if "expected" in context:
+            entry["allowed"] = str(context["expected"])
+        errors.append(entry)
+    return errors
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every error the app can raise through `problem_response`."""
+
+    @app.exception_handler(ProblemError)
+    async def _problem(request: Request, error: ProblemError) -> Response:
+        return problem_response(
+            error.status,
+            detail=error.detail,
+            slug=error.slug,
+            instance=request.url.path,
+            headers=error.headers,
+            errors=error.errors,
+            **error.extensions,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, error: RequestValidationError) -> Response:
+        errors = _validation_errors(error)
+        fields = ", ".join(sorted({f"{e['in']} parameter {e['field']!r}" for e in errors}))
+        return problem_response(
+            422,
+            detail=f"Invalid {fields}." if fields else "Invalid request.",
+            slug="validation-error",
+            instance=request.url.path,
+            errors=errors,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, error: StarletteHTTPException) -> Response:
+        detail = error.detail if isinstance(error.detail, str) else None
+        return problem_response(
+            error.status_code,
+            detail=detail,
+            instance=request.url.path,
+            headers=dict(error.headers or {}),
+        )
+
+    @app.exception_handler(IntegrityError)
+    async def _conflict(request: Request, error: IntegrityError) -> Response:
+        log.warning("integrity error on %s: %s", request.url.path, error.orig)
+        return problem_response(
+            409,
+            detail="The change conflicts with the stored data; reload and try again.",
+            slug="conflict",
+            instance=request.url.path,
+        )
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeoutError)
+    async def _database_unavailable(request: Request, error: Exception) -> Response:
+        # Unreachable, restarting, locked past the busy timeout, or a statement timeout.
+        log.warning("database unavailable on %s: %s", request.url.path, type(error).__name__)
+        return problem_response(
+            503,
+            detail="The database is unavailable or busy; retry shortly.",
+            slug="database-unavailable",
+            instance=request.url.path,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> Response:
+        log.exception("unhandled error on %s", request.url.path)
+        return problem_response(500, slug="internal-error", instance=request.url.path)

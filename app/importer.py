@@ -1,0 +1,304 @@
+"""The one loader: seed bundles, partner imports and the CLI all apply bundles through here.
+
+Applying a bundle is one write transaction: every record is checked first (references resolve,
+no key twice), and any error raises `BundleError` before anything is written, so a bad file
+writes nothing. Records are matched by their natural keys (codes; indicator x region x year), so
+applying the same bundle twice changes nothing. Every observation that is created or changed
+gets a revision row holding its new state, and the data version moves when anything changed.
+"""
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import Connection, Table, func, insert, select, tuple_, update
+
+from app.bundle import BundleError, LoadedBundle, ObservationRecord, RecordError
+from app.models import (
+    category_table,
+    data_version_table,
+    indicator_table,
+    observation_table,
+    region_table,
+    revision_table,
+    source_table,
+    unit_table,
+    utcnow,
+)
+
+Action = Literal["created", "changed", "unchanged"]
+OBSERVATION_FIELDS = ("value", "qualifier", "source_id", "quote", "note")
+
+
+@dataclass
+class RowOutcome:
+    section: str
+    key: str
+    action: Action
+
+
+@dataclass
+class ImportReport:
+    bundle: str
+    dry_run: bool = False
+    rows: list[RowOutcome] = field(default_factory=list)
+
+    def count(self, section: str, action: Action) -> int:
+        return sum(1 for row in self.rows if row.section == section and row.action == action)
+
+    @property
+    def changed_anything(self) -> bool:
+        return any(row.action != "unchanged" for row in self.rows)
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        sections = dict.fromkeys(row.section for row in self.rows)
+        return {
+            section: {
+                action: self.count(section, action)
+                for action in ("created", "changed", "unchanged")
+            }
+            for section in sections
+        }
+
+
+class _Codes:
+    """code -> id for one reference table, read once per import."""
+
+    def __init__(self, connection: Connection, table: Table) -> None:
+        rows = connection.execute(select(table.c.code, table.c.id))
+        self.ids: dict[str, int] = {code: id_ for code, id_ in rows}
+
+    def __contains__(self, code: object) -> bool:
+        return code in self.ids
+
+
+def _upsert_by_code(
+    connection: Connection,
+    table: Table,
+    section: str,
+    records: Iterable[dict[str, Any]],
+    report: ImportReport,
+) -> None:
+    """Insert records whose code is new, update those whose fields differ, count the rest."""
+    records = list(records)
+    if not records:
+        return
+    columns = [table.c[name] for name in records[0]]
+    codes = [record["code"] for record in records]
+    existing = {
+        row.code: row._mapping
+        for row in connection.execute(select(table.c.id, *columns).where(table.c.code.in_(codes)))
+    }
+    for record in records:
+        current = existing.get(record["code"])
+        if current is None:
+            connection.execute(insert(table).values(**record))
+            report.rows.append(RowOutcome(section, record["code"], "created"))
+        elif any(current[name] != value for name, value in record.items()):
+            connection.execute(update(table).where(table.c.id == current["id"]).values(**record))
+            report.rows.append(RowOutcome(section, record["code"], "changed"))
+        else:
+            report.rows.append(RowOutcome(section, record["code"], "unchanged"))
+
+
+def _check_unique(name: str, section: str, keys: Sequence[Any]) -> list[RecordError]:
+    seen: dict[Any, int] = {}
+    errors = []
+    for index, key in enumerate(keys):
+        if key in seen:
+            errors.append(
+                RecordError(
+                    name, f"{section}[{index}]", "", f"{key} repeats {section}[{seen[key]}]"
+                )
+            )
+        seen.setdefault(key, index)
+    return errors
+
+
+def _check_references(connection: Connection, loaded: LoadedBundle) -> list[RecordError]:
+    """Every code a record names is defined in the bundle or already in the database."""
+    bundle, name = loaded.bundle, loaded.name
+    errors: list[RecordError] = []
+    for section, records in (
+        ("sources", bundle.sources),
+        ("units", bundle.units),
+        ("categories", bundle.categories),
+        ("regions", bundle.regions),
+        ("indicators", bundle.indicators),
+    ):
+        errors += _check_unique(name, section, [record.code for record in records])
+    errors += _check_unique(
+        name,
+        "observations",
+        [(obs.indicator, obs.region, obs.year) for obs in bundle.observations],
+    )
+
+    def known(table: Table, defined: Iterable[str]) -> set[str]:
+        return set(_Codes(connection, table).ids) | set(defined)
+
+    units = known(unit_table, (u.code for u in bundle.units))
+    categories = known(category_table, (c.code for c in bundle.categories))
+    regions = known(region_table, (r.code for r in bundle.regions))
+    sources = known(source_table, (s.code for s in bundle.sources))
+    indicators = known(indicator_table, (i.code for i in bundle.indicators))
+
+    def missing(section: str, index: int, field_name: str, code: str | None, pool: set[str]):
+        if code is not None and code not in pool:
+            record = f"{section}[{index}]"
+            errors.append(RecordError(name, record, field_name, f"unknown code {code!r}"))
+
+    for index, region in enumerate(bundle.regions):
+        missing("regions", index, "parent", region.parent, regions)
+    for index, indicator in enumerate(bundle.indicators):
+        missing("indicators", index, "category", indicator.category, categories)
+        missing("indicators", index, "unit", indicator.unit, units)
+    for index, obs in enumerate(bundle.observations):
+        missing("observations", index, "indicator", obs.indicator, indicators)
+        missing("observations", index, "region", obs.region, regions)
+        missing("observations", index, "source", obs.source, sources)
+    for source in bundle.sources:
+        if source.text_file is not None and source.code not in loaded.source_texts:
+            errors.append(RecordError(name, source.code, "text_file", "text was not read"))
+    return errors
+
+
+def _apply_reference_data(
+    connection: Connection, loaded: LoadedBundle, report: ImportReport
+) -> None:
+    bundle = loaded.bundle
+    sources = []
+    for source in bundle.sources:
+        record = source.model_dump(exclude={"text_file"})
+        text = loaded.source_texts.get(source.code)
+        if text is not None:
+            record["text"] = text
+            record["text_sha256"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        sources.append(record)
+    _upsert_by_code(connection, source_table, "sources", sources, report)
+    _upsert_by_code(connection, unit_table, "units", (u.model_dump() for u in bundle.units), report)
+    _upsert_by_code(
+        connection,
+        category_table,
+        "categories",
+        (c.model_dump() for c in bundle.categories),
+        report,
+    )
+    # Parents before children, so that each parent id exists when its child is written.
+    regions = sorted(bundle.regions, key=lambda region: region.parent is not None)
+    for region in regions:
+        record = region.model_dump(exclude={"parent"})
+        record["level"] = region.level.value
+        record["parent_id"] = (
+            _Codes(connection, region_table).ids[region.parent] if region.parent else None
+        )
+        _upsert_by_code(connection, region_table, "regions", [record], report)
+    categories = _Codes(connection, category_table)
+    units = _Codes(connection, unit_table)
+    indicators = []
+    for indicator in bundle.indicators:
+        record = indicator.model_dump(exclude={"category", "unit"})
+        record["measure_type"] = indicator.measure_type.value
+        record["category_id"] = categories.ids[indicator.category]
+        record["unit_id"] = units.ids[indicator.unit]
+        indicators.append(record)
+    _upsert_by_code(connection, indicator_table, "indicators", indicators, report)
+
+
+def _apply_observations(
+    connection: Connection,
+    observations: Sequence[ObservationRecord],
+    report: ImportReport,
+    recorded_by: str,
+) -> None:
+    if not observations:
+        return
+    indicators = _Codes(connection, indicator_table).ids
+    regions = _Codes(connection, region_table).ids
+    sources = _Codes(connection, source_table).ids
+    keyed = {
+        (indicators[obs.indicator], regions[obs.region], obs.year): obs for obs in observations
+    }
+    key_columns = tuple_(
+        observation_table.c.indicator_id, observation_table.c.region_id, observation_table.c.year
+    )
+    existing: dict[tuple[int, int, int], Any] = {}
+    keys = list(keyed)
+    for start in range(0, len(keys), 500):  # bounded IN lists, whatever the file size
+        rows = connection.execute(
+            select(observation_table).where(key_columns.in_(keys[start : start + 500]))
+        )
+        existing.update({(r.indicator_id, r.region_id, r.year): r._mapping for r in rows})
+
+    now = utcnow()
+    stamp = {"recorded_at": now, "recorded_by": recorded_by}
+    inserts, revisions = [], []
+    for key, obs in keyed.items():
+        state = {
+            "value": obs.value,
+            "qualifier": obs.qualifier.value,
+            "source_id": sources[obs.source],
+            "quote": obs.quote,
+            "note": obs.note,
+        }
+        identity = {"indicator_id": key[0], "region_id": key[1], "year": key[2]}
+        label = f"{obs.indicator}/{obs.region}/{obs.year}"
+        current = existing.get(key)
+        if current is None:
+            times = {"created_at": now, "updated_at": now}
+            inserts.append({**identity, **state, **times, "revision": 1})
+            revisions.append({**identity, **state, **stamp, "revision": 1, "action": "create"})
+            report.rows.append(RowOutcome("observations", label, "created"))
+        elif any(current[name] != state[name] for name in OBSERVATION_FIELDS):
+            revision = current["revision"] + 1
+            connection.execute(
+                update(observation_table)
+                .where(observation_table.c.id == current["id"])
+                .values(**state, revision=revision, updated_at=now)
+            )
+            change = {"revision": revision, "action": "update"}
+            revisions.append({**identity, **state, **stamp, **change})
+            report.rows.append(RowOutcome("observations", label, "changed"))
+        else:
+            report.rows.append(RowOutcome("observations", label, "unchanged"))
+    if inserts:
+        connection.execute(insert(observation_table), inserts)
+    if revisions:
+        connection.execute(insert(revision_table), revisions)
+
+
+def bump_data_version(connection: Connection) -> int:
+    """Move the data version on (ETags and caches key on it); returns the new version."""
+    now = utcnow()
+    updated = connection.execute(
+        update(data_version_table)
+        .where(data_version_table.c.id == 1)
+        .values(version=data_version_table.c.version + 1, changed_at=now)
+    )
+    if updated.rowcount == 0:
+        connection.execute(insert(data_version_table).values(id=1, version=1, changed_at=now))
+    return int(connection.execute(select(func.max(data_version_table.c.version))).scalar_one())
+
+
+def apply_bundle(
+    connection: Connection,
+    loaded: LoadedBundle,
+    *,
+    recorded_by: str,
+    dry_run: bool = False,
+) -> ImportReport:
+    """Apply a validated bundle inside the caller's write transaction.
+
+    Raises BundleError (and writes nothing the caller commits) when any record is wrong. With
+    `dry_run`, does the same work and reports, then leaves the transaction for the caller to
+    roll back.
+    """
+    errors = _check_references(connection, loaded)
+    if errors:
+        raise BundleError(errors)
+    report = ImportReport(bundle=loaded.name, dry_run=dry_run)
+    _apply_reference_data(connection, loaded, report)
+    _apply_observations(connection, loaded.bundle.observations, report, recorded_by)
+    if report.changed_anything:
+        bump_data_version(connection)
+    return report
