@@ -148,7 +148,7 @@ class ObservationDefaults(_Record):
 
 
 class Bundle(_Record):
-    format: Literal["statsapi-bundle/1"] = FORMAT
+    format: Literal["statsapi-bundle/1"] = "statsapi-bundle/1"
     sources: list[SourceRecord] = []
     units: list[UnitRecord] = []
     categories: list[CategoryRecord] = []

@@ -6,7 +6,6 @@ Natural keys (`code`) are what the API shows; integer ids exist only for joins.
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import cast
 
 from sqlalchemy import (
     CheckConstraint,
@@ -14,7 +13,6 @@ from sqlalchemy import (
     DateTime,
     Index,
     MetaData,
-    Table,
     Text,
     UniqueConstraint,
 )
@@ -209,11 +207,11 @@ class DataVersion(SQLModel, table=True):
 
 
 # The Core tables, for queries that select columns rather than build model objects.
-category_table = cast(Table, Category.__table__)
-unit_table = cast(Table, Unit.__table__)
-region_table = cast(Table, Region.__table__)
-indicator_table = cast(Table, Indicator.__table__)
-source_table = cast(Table, Source.__table__)
-observation_table = cast(Table, Observation.__table__)
-revision_table = cast(Table, ObservationRevision.__table__)
-data_version_table = cast(Table, DataVersion.__table__)
+category_table = SQLModel.metadata.tables["category"]
+unit_table = SQLModel.metadata.tables["unit"]
+region_table = SQLModel.metadata.tables["region"]
+indicator_table = SQLModel.metadata.tables["indicator"]
+source_table = SQLModel.metadata.tables["source"]
+observation_table = SQLModel.metadata.tables["observation"]
+revision_table = SQLModel.metadata.tables["observation_revision"]
+data_version_table = SQLModel.metadata.tables["data_version"]

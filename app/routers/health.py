@@ -1,21 +1,36 @@
 """Liveness and readiness, for load balancers and container health checks."""
 
 from fastapi import APIRouter
-from fastapi.responses import Response
+from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import migrate
 from app.db import EngineDep
-from app.errors import problem_response
+from app.errors import ServiceUnavailableError
 
 router = APIRouter(tags=["health"])
 
 
+class Liveness(BaseModel):
+    status: str = "ok"
+
+
+class Readiness(BaseModel):
+    status: str = "ready"
+    schema_revision: str
+
+
+def _not_ready(reason: str) -> ServiceUnavailableError:
+    error = ServiceUnavailableError(reason, headers={"Retry-After": "5"})
+    error.slug = "not-ready"
+    return error
+
+
 @router.get("/healthz", summary="Liveness: the process answers")
-async def healthz() -> dict[str, str]:
+async def healthz() -> Liveness:
     """Liveness: the process is up. It does not touch the database."""
-    return {"status": "ok"}
+    return Liveness()
 
 
 @router.get(
@@ -23,7 +38,7 @@ async def healthz() -> dict[str, str]:
     summary="Readiness: the database answers and its schema is current",
     responses={503: {"description": "Database unreachable or schema not at the migration head"}},
 )
-def readyz(engine: EngineDep) -> Response | dict[str, str]:
+def readyz(engine: EngineDep) -> Readiness:
     """Readiness: the database answers and its schema is at the migration head."""
     head = migrate.head_revision()
     try:
@@ -31,17 +46,7 @@ def readyz(engine: EngineDep) -> Response | dict[str, str]:
             connection.execute(text("SELECT 1"))
         current = migrate.current_revision(engine)
     except SQLAlchemyError as error:
-        return problem_response(
-            503,
-            detail=f"database unreachable ({type(error).__name__})",
-            slug="not-ready",
-            headers={"Retry-After": "5"},
-        )
+        raise _not_ready(f"database unreachable ({type(error).__name__})") from None
     if current != head:
-        return problem_response(
-            503,
-            detail=f"schema at {current or 'nothing'}, expected {head}: run `statsapi migrate`",
-            slug="not-ready",
-            headers={"Retry-After": "5"},
-        )
-    return {"status": "ready", "schema": head or ""}
+        raise _not_ready(f"schema at {current or 'nothing'}, expected {head}: run statsapi migrate")
+    return Readiness(schema_revision=head or "")

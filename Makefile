@@ -1,0 +1,42 @@
+# Two commands for a fresh machine with Python 3.11+: `make serve` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WORKERS ?= 1
+
+.PHONY: serve test lint typecheck pytest clean
+
+$(BIN)/activate:
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/activate
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+## serve: install, migrate, seed and serve http://127.0.0.1:8000 on the embedded SQLite
+serve: $(VENV)/.installed
+	$(BIN)/statsapi migrate
+	$(BIN)/statsapi seed
+	$(BIN)/statsapi serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
+
+## test: lint, type-check and run the whole suite (SQLite; PostgreSQL when
+## STATSAPI_TEST_DATABASE_URL names one)
+test: lint typecheck pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed
+	$(BIN)/mypy
+
+pytest: $(VENV)/.installed
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,73 @@
+"""The statsapi command line, run as a user would: a separate process with DATABASE_URL set."""
+
+import os
+import subprocess
+import sys
+
+from sqlalchemy import func, select
+
+from app.db import build_engine
+from app.models import observation_table
+from tests.conftest import DatabaseFactory
+
+
+def _statsapi(*args: str, database_url: str, cwd=None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": database_url}
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_migrate_then_seed_loads_every_observation_once(databases: DatabaseFactory) -> None:
+    url = databases.blank()
+
+    migrated = _statsapi("migrate", database_url=url)
+    seeded = _statsapi("seed", database_url=url)
+    reseeded = _statsapi("seed", database_url=url)
+
+    assert migrated.returncode == 0, migrated.stderr
+    assert seeded.returncode == 0, seeded.stderr
+    assert reseeded.returncode == 0, reseeded.stderr
+    assert "0 created, 0 changed" in reseeded.stdout.splitlines()[-1]
+    engine = build_engine(url)
+    with engine.connect() as connection:
+        count = connection.execute(select(func.count()).select_from(observation_table)).scalar()
+    engine.dispose()
+    created = seeded.stdout.splitlines()[-1]
+    assert created.startswith("changzhou-2023-review.yaml: observations:")
+    assert f"{count} created" in created
+
+
+def test_default_database_is_a_sqlite_file_under_data(tmp_path) -> None:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "STATSAPI_DATABASE_URL")
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "migrate"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "data" / "statsapi.sqlite3").is_file()
+
+
+def test_seed_with_a_bad_bundle_exits_non_zero_naming_the_field(
+    databases: DatabaseFactory, tmp_path
+) -> None:
+    url = databases.fresh("empty")
+    (tmp_path / "bad.yaml").write_text(
+        "units:\n  - {code: person, name_zh: 人}\n", encoding="utf-8"
+    )
+    result = _statsapi("seed", "--directory", str(tmp_path), database_url=url)
+    assert result.returncode == 1
+    assert "bad.yaml: units[0] (code=person): name_en: Field required" in result.stderr

@@ -1,0 +1,144 @@
+"""The one loader: idempotent, atomic, and its errors name the file, the record and the field."""
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import Engine, func, select
+
+from app.bundle import BundleError, read_bundle_file
+from app.db import write_transaction
+from app.importer import apply_bundle
+from app.models import data_version_table, observation_table, revision_table
+from app.seeding import seed_directory
+from tests.conftest import SEED_DIR, SOURCE_TEXT
+
+SEED_FILE = SEED_DIR / "changzhou-2023-review.yaml"
+
+
+def _count(engine: Engine, table) -> int:
+    with engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+def _data_version(engine: Engine) -> int | None:
+    with engine.connect() as connection:
+        return connection.execute(select(data_version_table.c.version)).scalar()
+
+
+def _write_bundle(tmp_path: Path, document: dict) -> Path:
+    (tmp_path / "sources").mkdir(exist_ok=True)
+    (tmp_path / "sources" / SOURCE_TEXT.name).write_bytes(SOURCE_TEXT.read_bytes())
+    path = tmp_path / "bundle.yaml"
+    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def _seed_document() -> dict:
+    return yaml.safe_load(SEED_FILE.read_text(encoding="utf-8"))
+
+
+def _apply(engine: Engine, path: Path):
+    with write_transaction(engine) as connection:
+        return apply_bundle(connection, read_bundle_file(path), recorded_by="test")
+
+
+def test_seeding_twice_changes_nothing(empty_engine: Engine) -> None:
+    first = seed_directory(empty_engine, SEED_DIR)
+    observations = _count(empty_engine, observation_table)
+    revisions = _count(empty_engine, revision_table)
+    version = _data_version(empty_engine)
+
+    second = seed_directory(empty_engine, SEED_DIR)
+
+    assert first[0].count("observations", "created") == observations > 0
+    assert not second[0].changed_anything
+    assert second[0].count("observations", "unchanged") == observations
+    assert _count(empty_engine, observation_table) == observations
+    assert _count(empty_engine, revision_table) == revisions
+    assert _data_version(empty_engine) == version
+
+
+def test_a_bad_record_deep_in_the_file_writes_nothing(empty_engine: Engine, tmp_path) -> None:
+    document = _seed_document()
+    bad_index = len(document["observations"]) - 3
+    document["observations"][bad_index]["indicator"] = "no_such_indicator"
+
+    with pytest.raises(BundleError) as raised:
+        _apply(empty_engine, _write_bundle(tmp_path, document))
+
+    [error] = raised.value.errors
+    assert (error.file, error.record, error.field) == (
+        "bundle.yaml",
+        f"observations[{bad_index}]",
+        "indicator",
+    )
+    assert "no_such_indicator" in error.reason
+    assert _count(empty_engine, observation_table) == 0
+    assert _data_version(empty_engine) is None
+
+
+def test_format_errors_name_the_record_and_field(tmp_path) -> None:
+    document = _seed_document()
+    document["observations"][1]["value"] = "twelve"
+    document["observations"][2]["qualifier"] = "roughly"
+    document["observations"][3]["colour"] = "red"
+
+    with pytest.raises(BundleError) as raised:
+        read_bundle_file(_write_bundle(tmp_path, document))
+
+    located = {(e.record.split(" ")[0], e.field) for e in raised.value.errors}
+    assert located == {
+        ("observations[1]", "value"),
+        ("observations[2]", "qualifier"),
+        ("observations[3]", "colour"),
+    }
+    assert all(e.file == "bundle.yaml" for e in raised.value.errors)
+
+
+def test_the_same_series_and_year_twice_is_an_error(empty_engine: Engine, tmp_path) -> None:
+    document = _seed_document()
+    document["observations"].append(dict(document["observations"][0]))
+
+    with pytest.raises(BundleError, match=r"repeats observations\[0\]"):
+        _apply(empty_engine, _write_bundle(tmp_path, document))
+    assert _count(empty_engine, observation_table) == 0
+
+
+def test_a_changed_value_keeps_the_old_state_as_a_revision(seeded_engine: Engine, tmp_path) -> None:
+    document = _seed_document()
+    first = document["observations"][0]
+    document["observations"] = [{**first, "value": "609", "note": "corrected (test)"}]
+    version = _data_version(seeded_engine)
+
+    report = _apply(seeded_engine, _write_bundle(tmp_path, document))
+
+    assert report.count("observations", "changed") == 1
+    assert _data_version(seeded_engine) == (version or 0) + 1
+    with seeded_engine.connect() as connection:
+        history = connection.execute(
+            select(revision_table.c.revision, revision_table.c.value, revision_table.c.action)
+            .where(revision_table.c.quote == first["quote"])
+            .order_by(revision_table.c.revision)
+        ).all()
+    assert [tuple(row) for row in history] == [
+        (1, Decimal(str(first["value"])), "create"),
+        (2, Decimal("609"), "update"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["96.6", "0.1", "10273000", "123456789.123456", "0.000001", "-5.5", "999999999999999"],
+)
+def test_decimals_round_trip_exactly(empty_engine: Engine, tmp_path, text: str) -> None:
+    document = _seed_document()
+    document["observations"] = [{**document["observations"][0], "value": text}]
+
+    _apply(empty_engine, _write_bundle(tmp_path, document))
+
+    with empty_engine.connect() as connection:
+        stored = connection.execute(select(observation_table.c.value)).scalar_one()
+    assert isinstance(stored, Decimal)
+    assert str(stored) == text
