@@ -10,10 +10,6 @@ read back through its repr, never through binary expansion.
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import Numeric
-from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
-
 MAX_SIGNIFICANT_DIGITS = 15
 MAX_DECIMAL_PLACES = 6
 
@@ -59,30 +55,3 @@ def parse_decimal(raw: Any) -> Decimal:
 def to_json_text(value: Decimal) -> str:
     """The decimal as a JSON number literal: 96.6, 10273000, never 1.0273E+7."""
     return format(normalize(value), "f")
-
-
-class ExactDecimal(TypeDecorator[Decimal]):
-    """NUMERIC(21, 6) that hands back normalized Decimals on both databases."""
-
-    impl = Numeric(21, MAX_DECIMAL_PLACES)
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> Any:
-        if dialect.name == "sqlite":
-            # Take the raw double and convert it ourselves (SQLAlchemy's own conversion warns).
-            return dialect.type_descriptor(Numeric(21, MAX_DECIMAL_PLACES, asdecimal=False))
-        return dialect.type_descriptor(Numeric(21, MAX_DECIMAL_PLACES))
-
-    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
-        if value is None:
-            return None
-        if dialect.name == "sqlite":
-            return float(value)  # exact for <= 15 significant digits, see module docstring
-        return value
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
-        if value is None:
-            return None
-        if isinstance(value, float):
-            return normalize(Decimal(repr(value)))
-        return normalize(Decimal(value))

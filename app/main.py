@@ -1,23 +1,56 @@
 """The application: middleware, routers and error handlers, assembled in `create_app`."""
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
+from fastapi_offline import FastAPIOffline
 
+from app.config import get_settings
 from app.errors import install_error_handlers
-from app.routers import health
+from app.middleware import VaryMiddleware
+from app.rendering import JSONResponse
+from app.routers import categories, health, indicators, observations, regions, sources, years
+from app.routers.docs import COMMON_ERRORS
 
+API_PREFIX = "/api/v1"
 DESCRIPTION = """\
 Statistics from the annual reviews of the Changzhou Municipal Bureau of Veterans Affairs
-(常州市退役军人事务局), published as data: every figure traced to the sentence that states it.
+(常州市退役军人事务局), published as data: every value an exact decimal in base units, every
+value traced to the sentence of the published text that states it (`source.quote`).
+
+**Reads are public**: no key, CORS open to any origin, no credentials.
+Every GET carries an `ETag` and `Last-Modified`; send `If-None-Match` to get `304 Not Modified`.
+Every list answers `format=csv` (or `Accept: text/csv`): UTF-8 with a byte-order mark.
+Errors are RFC 9457 `application/problem+json` and name the parameter at fault.
+
+The contract under `/api/v1` is versioned: paths, parameters and field names stay stable.
 """
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(
+    settings = get_settings()
+    app = FastAPIOffline(
         title="Changzhou Veterans Affairs Statistics API",
         version="1.0.0",
         description=DESCRIPTION,
+        default_response_class=JSONResponse,
+        static_url="/docs-assets",
     )
     install_error_handlers(app)
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(VaryMiddleware)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "HEAD", "OPTIONS"],
+        allow_credentials=False,  # public data: a credentialed CORS request is never needed
+        expose_headers=["ETag", "Last-Modified", "Link", "X-Total-Count"],
+        max_age=600,
+    )
+    api = APIRouter(prefix=API_PREFIX, responses=COMMON_ERRORS)
+    for module in (categories, indicators, regions, years, sources, observations):
+        api.include_router(module.router)
+    app.include_router(api)
     app.include_router(health.router)
     return app
 

@@ -10,7 +10,6 @@ from enum import StrEnum
 from sqlalchemy import (
     CheckConstraint,
     Column,
-    DateTime,
     Index,
     MetaData,
     Text,
@@ -18,7 +17,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
-from app.decimals import ExactDecimal
+from app.coltypes import ExactDecimal, UTCDateTime
 
 # Named constraints before the first migration, so that later migrations can refer to them.
 SQLModel.metadata = MetaData(
@@ -37,7 +36,7 @@ def utcnow() -> datetime:
 
 
 def _timestamp() -> Column[datetime]:
-    return Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    return Column(UTCDateTime(), nullable=False, default=utcnow)
 
 
 class MeasureType(StrEnum):

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import app.decimals
+import app.coltypes
 
 revision: str = '0001'
 down_revision: str | None = None
@@ -34,7 +34,7 @@ def upgrade() -> None:
     op.create_table('data_version',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
-    sa.Column('changed_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('changed_at', app.coltypes.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_data_version'))
     )
     op.create_table('region',
@@ -98,14 +98,14 @@ def upgrade() -> None:
     sa.Column('indicator_id', sa.Integer(), nullable=False),
     sa.Column('region_id', sa.Integer(), nullable=False),
     sa.Column('year', sa.Integer(), nullable=False),
-    sa.Column('value', app.decimals.ExactDecimal(precision=21, scale=6), nullable=False),
+    sa.Column('value', app.coltypes.ExactDecimal(precision=21, scale=6), nullable=False),
     sa.Column('qualifier', sqlmodel.sql.sqltypes.AutoString(length=12), nullable=False),
     sa.Column('source_id', sa.Integer(), nullable=False),
     sa.Column('quote', sa.Text(), nullable=False),
     sa.Column('note', sa.Text(), nullable=True),
     sa.Column('revision', sa.Integer(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.coltypes.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', app.coltypes.UTCDateTime(), nullable=False),
     sa.CheckConstraint("qualifier IN ('exact', 'at_least', 'approximate', 'at_most')", name=op.f('ck_observation_qualifier_valid')),
     sa.ForeignKeyConstraint(['indicator_id'], ['indicator.id'], name=op.f('fk_observation_indicator_id_indicator')),
     sa.ForeignKeyConstraint(['region_id'], ['region.id'], name=op.f('fk_observation_region_id_region')),
@@ -123,12 +123,12 @@ def upgrade() -> None:
     sa.Column('year', sa.Integer(), nullable=False),
     sa.Column('revision', sa.Integer(), nullable=False),
     sa.Column('action', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
-    sa.Column('value', app.decimals.ExactDecimal(precision=21, scale=6), nullable=False),
+    sa.Column('value', app.coltypes.ExactDecimal(precision=21, scale=6), nullable=False),
     sa.Column('qualifier', sqlmodel.sql.sqltypes.AutoString(length=12), nullable=False),
     sa.Column('source_id', sa.Integer(), nullable=False),
     sa.Column('quote', sa.Text(), nullable=False),
     sa.Column('note', sa.Text(), nullable=True),
-    sa.Column('recorded_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('recorded_at', app.coltypes.UTCDateTime(), nullable=False),
     sa.Column('recorded_by', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
     sa.CheckConstraint("action IN ('create', 'update', 'delete')", name=op.f('ck_observation_revision_action_valid')),
     sa.CheckConstraint("qualifier IN ('exact', 'at_least', 'approximate', 'at_most')", name=op.f('ck_observation_revision_qualifier_valid')),

@@ -1,0 +1,403 @@
+"""Read queries: SQL only (no HTTP). Each list is one statement with an explicit, total order.
+
+Functions take an open connection and keyword-only, already-validated arguments, and return plain
+dicts shaped like the public schemas (app/schemas.py), ready to render as JSON or CSV.
+"""
+
+from typing import Any
+
+from sqlalchemy import Connection, Select, func, or_, select
+
+from app.models import (
+    category_table as category,
+)
+from app.models import (
+    data_version_table as data_version,
+)
+from app.models import (
+    indicator_table as indicator,
+)
+from app.models import (
+    observation_table as observation,
+)
+from app.models import (
+    region_table as region,
+)
+from app.models import (
+    source_table as source,
+)
+from app.models import (
+    unit_table as unit,
+)
+from app.schemas import ObservationQuery
+
+parent_region = region.alias("parent_region")
+
+
+def get_data_version(connection: Connection) -> tuple[int, Any]:
+    """The data version and when it last moved; (0, None) before anything was loaded."""
+    row = connection.execute(
+        select(data_version.c.version, data_version.c.changed_at).where(data_version.c.id == 1)
+    ).first()
+    return (int(row.version), row.changed_at) if row else (0, None)
+
+
+def _unit(row: Any) -> dict[str, Any]:
+    return {"code": row.unit_code, "name_zh": row.unit_name_zh, "name_en": row.unit_name_en}
+
+
+def _indicator_select() -> Select[Any]:
+    return (
+        select(
+            indicator.c.code,
+            category.c.code.label("category"),
+            indicator.c.name_zh,
+            indicator.c.name_en,
+            unit.c.code.label("unit_code"),
+            unit.c.name_zh.label("unit_name_zh"),
+            unit.c.name_en.label("unit_name_en"),
+            indicator.c.measure_type,
+            indicator.c.description_zh,
+            indicator.c.description_en,
+            indicator.c.display_order,
+        )
+        .select_from(
+            indicator.join(category, indicator.c.category_id == category.c.id).join(
+                unit, indicator.c.unit_id == unit.c.id
+            )
+        )
+        .order_by(category.c.display_order, indicator.c.display_order, indicator.c.code)
+    )
+
+
+def _indicator_dict(row: Any) -> dict[str, Any]:
+    return {
+        "code": row.code,
+        "category": row.category,
+        "name_zh": row.name_zh,
+        "name_en": row.name_en,
+        "unit": _unit(row),
+        "measure_type": row.measure_type,
+        "description_zh": row.description_zh,
+        "description_en": row.description_en,
+        "display_order": row.display_order,
+    }
+
+
+def list_categories(connection: Connection) -> list[dict[str, Any]]:
+    """Every category in review order, with how many indicators each has."""
+    counts = (
+        select(indicator.c.category_id, func.count().label("n"))
+        .group_by(indicator.c.category_id)
+        .subquery()
+    )
+    rows = connection.execute(
+        select(category, func.coalesce(counts.c.n, 0).label("indicator_count"))
+        .select_from(category.outerjoin(counts, counts.c.category_id == category.c.id))
+        .order_by(category.c.display_order, category.c.code)
+    )
+    return [_category_dict(row) for row in rows]
+
+
+def _category_dict(row: Any) -> dict[str, Any]:
+    return {
+        "code": row.code,
+        "name_zh": row.name_zh,
+        "name_en": row.name_en,
+        "description_zh": row.description_zh,
+        "description_en": row.description_en,
+        "display_order": row.display_order,
+        "indicator_count": row.indicator_count,
+    }
+
+
+def get_category(connection: Connection, *, code: str) -> dict[str, Any] | None:
+    """One category with its indicators, or None."""
+    categories = [c for c in list_categories(connection) if c["code"] == code]
+    if not categories:
+        return None
+    rows = connection.execute(_indicator_select().where(category.c.code == code))
+    return {**categories[0], "indicators": [_indicator_dict(row) for row in rows]}
+
+
+def list_indicators(
+    connection: Connection,
+    *,
+    categories: list[str],
+    text: str | None,
+    regions: list[str],
+    year: int | None,
+) -> list[dict[str, Any]]:
+    """Indicators, filtered by category, name text, and where/when they have data."""
+    statement = _indicator_select()
+    if categories:
+        statement = statement.where(category.c.code.in_(categories))
+    if text:
+        pattern = f"%{text.lower()}%"
+        statement = statement.where(
+            or_(
+                func.lower(indicator.c.name_zh).like(pattern),
+                func.lower(indicator.c.name_en).like(pattern),
+            )
+        )
+    if regions or year is not None:
+        having_data = select(observation.c.id).where(observation.c.indicator_id == indicator.c.id)
+        if regions:
+            having_data = having_data.join(region, observation.c.region_id == region.c.id).where(
+                region.c.code.in_(regions)
+            )
+        if year is not None:
+            having_data = having_data.where(observation.c.year == year)
+        statement = statement.where(having_data.exists())
+    return [_indicator_dict(row) for row in connection.execute(statement)]
+
+
+def get_indicator(connection: Connection, *, code: str) -> dict[str, Any] | None:
+    """One indicator with the years and regions that have data, or None."""
+    row = connection.execute(_indicator_select().where(indicator.c.code == code)).first()
+    if row is None:
+        return None
+    coverage = connection.execute(
+        select(observation.c.year, region.c.code, region.c.name_zh, region.c.name_en)
+        .select_from(
+            observation.join(indicator, observation.c.indicator_id == indicator.c.id).join(
+                region, observation.c.region_id == region.c.id
+            )
+        )
+        .where(indicator.c.code == code)
+        .order_by(observation.c.year, region.c.code)
+    ).all()
+    regions = {
+        r.code: {"code": r.code, "name_zh": r.name_zh, "name_en": r.name_en} for r in coverage
+    }
+    return {
+        **_indicator_dict(row),
+        "years": sorted({r.year for r in coverage}),
+        "regions": [regions[key] for key in sorted(regions)],
+        "observation_count": len(coverage),
+    }
+
+
+def list_regions(connection: Connection) -> list[dict[str, Any]]:
+    """Every region by code, with its parent's code and how many observations it has."""
+    counts = (
+        select(observation.c.region_id, func.count().label("n"))
+        .group_by(observation.c.region_id)
+        .subquery()
+    )
+    rows = connection.execute(
+        select(
+            region.c.code,
+            region.c.name_zh,
+            region.c.name_en,
+            region.c.level,
+            parent_region.c.code.label("parent"),
+            func.coalesce(counts.c.n, 0).label("observation_count"),
+        )
+        .select_from(
+            region.outerjoin(parent_region, region.c.parent_id == parent_region.c.id).outerjoin(
+                counts, counts.c.region_id == region.c.id
+            )
+        )
+        .order_by(region.c.code)
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+def get_region(connection: Connection, *, code: str) -> dict[str, Any] | None:
+    """One region with its children and the years that have data there, or None."""
+    regions = list_regions(connection)
+    found = next((r for r in regions if r["code"] == code), None)
+    if found is None:
+        return None
+    children = [
+        {"code": r["code"], "name_zh": r["name_zh"], "name_en": r["name_en"]}
+        for r in regions
+        if r["parent"] == code
+    ]
+    years = connection.scalars(
+        select(observation.c.year)
+        .distinct()
+        .join(region, observation.c.region_id == region.c.id)
+        .where(region.c.code == code)
+        .order_by(observation.c.year)
+    ).all()
+    return {**found, "children": children, "years": list(years)}
+
+
+def list_years(connection: Connection) -> list[dict[str, Any]]:
+    """Each year with data, ascending, with its number of observations."""
+    rows = connection.execute(
+        select(observation.c.year, func.count().label("observation_count"))
+        .group_by(observation.c.year)
+        .order_by(observation.c.year)
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+def _source_dict(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.code,
+        "title_zh": row.title_zh,
+        "title_en": row.title_en,
+        "publisher_zh": row.publisher_zh,
+        "publisher_en": row.publisher_en,
+        "published_on": row.published_on,
+        "url": row.url,
+        "year_covered": row.year_covered,
+        "language": row.language,
+        "text_sha256": row.text_sha256,
+        "text_url": f"/api/v1/sources/{row.code}/text" if row.has_text else None,
+        "observation_count": row.observation_count,
+    }
+
+
+def list_sources(connection: Connection, *, code: str | None = None) -> list[dict[str, Any]]:
+    """Sources by publication date (not their texts), or the one with `code`."""
+    counts = (
+        select(observation.c.source_id, func.count().label("n"))
+        .group_by(observation.c.source_id)
+        .subquery()
+    )
+    statement = (
+        select(
+            *(c for c in source.c if c.name != "text"),
+            source.c.text.is_not(None).label("has_text"),
+            func.coalesce(counts.c.n, 0).label("observation_count"),
+        )
+        .select_from(source.outerjoin(counts, counts.c.source_id == source.c.id))
+        .order_by(source.c.published_on, source.c.code)
+    )
+    if code is not None:
+        statement = statement.where(source.c.code == code)
+    return [_source_dict(row) for row in connection.execute(statement)]
+
+
+def get_source_text(connection: Connection, *, code: str) -> tuple[bool, str | None]:
+    """(whether the source exists, its stored text or None)."""
+    row = connection.execute(select(source.c.text).where(source.c.code == code)).first()
+    return (row is not None, row.text if row else None)
+
+
+# --- observations -------------------------------------------------------------------------
+
+SORT_COLUMNS = {
+    "indicator": indicator.c.code,
+    "region": region.c.code,
+    "year": observation.c.year,
+    "value": observation.c.value,
+    "category": category.c.code,
+}
+TIEBREAK = ("indicator", "region", "year")
+
+
+def _order_by(sort: str) -> list[Any]:
+    keys = [key for key in sort.split(",") if key]
+    named = {key.lstrip("-") for key in keys}
+    keys += [key for key in TIEBREAK if key not in named]
+    return [
+        SORT_COLUMNS[key[1:]].desc() if key.startswith("-") else SORT_COLUMNS[key].asc()
+        for key in keys
+    ]
+
+
+def _observation_filters(query: ObservationQuery) -> list[Any]:
+    conditions: list[Any] = []
+    if query.category:
+        conditions.append(category.c.code.in_(query.category))
+    if query.indicator:
+        conditions.append(indicator.c.code.in_(query.indicator))
+    if query.region:
+        conditions.append(region.c.code.in_(query.region))
+    if query.qualifier:
+        conditions.append(observation.c.qualifier.in_([q.value for q in query.qualifier]))
+    return conditions
+
+
+def _year_filters(table: Any, query: ObservationQuery) -> list[Any]:
+    conditions = []
+    if query.year is not None:
+        conditions.append(table.c.year == query.year)
+    if query.from_ is not None:
+        conditions.append(table.c.year >= query.from_)
+    if query.to is not None:
+        conditions.append(table.c.year <= query.to)
+    return conditions
+
+
+def _observation_source() -> Any:
+    joined = (
+        observation.join(indicator, observation.c.indicator_id == indicator.c.id)
+        .join(category, indicator.c.category_id == category.c.id)
+        .join(unit, indicator.c.unit_id == unit.c.id)
+        .join(region, observation.c.region_id == region.c.id)
+        .join(source, observation.c.source_id == source.c.id)
+    )
+    return joined
+
+
+def _latest_ids(query: ObservationQuery) -> Any:
+    """Ids of the N most recent years per series, ranked before any series filter applies."""
+    rank = (
+        func.row_number()
+        .over(
+            partition_by=(observation.c.indicator_id, observation.c.region_id),
+            order_by=observation.c.year.desc(),
+        )
+        .label("rank")
+    )
+    ranked = select(observation.c.id, rank).where(*_year_filters(observation, query))
+    ranked_sq = ranked.subquery("ranked")
+    return select(ranked_sq.c.id).where(ranked_sq.c.rank <= query.latest)
+
+
+def _observation_conditions(query: ObservationQuery) -> list[Any]:
+    conditions = _observation_filters(query) + _year_filters(observation, query)
+    if query.latest is not None:
+        conditions.append(observation.c.id.in_(_latest_ids(query)))
+    return conditions
+
+
+def list_observations(
+    connection: Connection, *, query: ObservationQuery
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of observations with their labels, and the total over all pages."""
+    conditions = _observation_conditions(query)
+    rows = connection.execute(
+        select(
+            indicator.c.code.label("indicator"),
+            indicator.c.name_zh.label("indicator_name_zh"),
+            indicator.c.name_en.label("indicator_name_en"),
+            category.c.code.label("category"),
+            region.c.code.label("region"),
+            region.c.name_zh.label("region_name_zh"),
+            region.c.name_en.label("region_name_en"),
+            observation.c.year,
+            observation.c.value,
+            unit.c.code.label("unit"),
+            unit.c.name_zh.label("unit_name_zh"),
+            unit.c.name_en.label("unit_name_en"),
+            observation.c.qualifier,
+            observation.c.note,
+            source.c.code.label("source_id"),
+            observation.c.quote,
+        )
+        .select_from(_observation_source())
+        .where(*conditions)
+        .order_by(*_order_by(query.sort))
+        .limit(query.limit)
+        .offset(query.offset)
+    ).all()
+    if rows and query.offset == 0 and len(rows) < query.limit:
+        total = len(rows)  # the whole result fits on this page: no need to count
+    else:
+        total = connection.execute(
+            select(func.count()).select_from(_observation_source()).where(*conditions)
+        ).scalar_one()
+    return [_observation_dict(row) for row in rows], total
+
+
+def _observation_dict(row: Any) -> dict[str, Any]:
+    data = dict(row._mapping)
+    data["source"] = {"id": data.pop("source_id"), "quote": data.pop("quote")}
+    return data

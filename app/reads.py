@@ -1,0 +1,132 @@
+"""Serving a read: data version, conditional request, the query, the response and its headers.
+
+Every GET that reads data goes through `serve_read`. The data version (one row, moved by every
+write) makes the ETag: the same version, path, query and format give the same ETag on every
+worker and server, and `If-None-Match` gets a 304 before any other SQL runs.
+
+Blocking database calls: SQLite answers these short, bounded queries in microseconds, so they run
+on the event loop (a thread-pool hop per request cost about two thirds of the throughput here,
+../shared/PERFORMANCE.md). PostgreSQL calls cross the network and can stall during an outage, so
+they run in the thread pool.
+"""
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Any, TypeVar
+
+from anyio import to_thread
+from fastapi import Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+from sqlalchemy import Connection, Engine
+
+from app.catalog import Catalog, get_catalog
+from app.config import get_settings
+from app.db import read_connection
+from app.errors import NotFoundError
+from app.queries import get_data_version
+from app.rendering import JSONResponse, csv_response
+from app.schemas import csv_columns
+
+T = TypeVar("T")
+
+
+async def run_db(engine: Engine, work: Callable[[], T]) -> T:
+    """Run blocking database work: inline for SQLite, in the thread pool otherwise."""
+    if engine.dialect.name == "sqlite":
+        return work()
+    return await to_thread.run_sync(work)
+
+
+@dataclass
+class Fresh:
+    data: Any
+    etag: str
+    changed_at: datetime | None
+
+
+@dataclass
+class NotModified:
+    etag: str
+    changed_at: datetime | None
+
+
+def make_etag(version: int, request: Request, representation: str) -> str:
+    """Strong ETag from the data version and what was asked for; stable across workers."""
+    asked = f"{request.url.path}?{request.url.query}|{representation}"
+    digest = hashlib.blake2b(asked.encode(), digest_size=8).hexdigest()
+    return f'"v{version}-{digest}"'
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    candidates = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return etag in candidates
+
+
+def cache_headers(etag: str, changed_at: datetime | None) -> dict[str, str]:
+    headers = {
+        "ETag": etag,
+        "Cache-Control": f"public, max-age={get_settings().cache_max_age}",
+    }
+    if changed_at is not None:
+        headers["Last-Modified"] = format_datetime(changed_at, usegmt=True)
+    return headers
+
+
+async def serve_read(
+    request: Request,
+    engine: Engine,
+    work: Callable[[Connection, Catalog], Any],
+    render: Callable[[Any], Response],
+    *,
+    representation: str = "json",
+) -> Response:
+    """Answer a GET: 304 when the client's copy is current, else `render(work(...))`."""
+    if_none_match = request.headers.get("if-none-match")
+
+    def read() -> Fresh | NotModified:
+        with read_connection(engine) as connection:
+            version, changed_at = get_data_version(connection)
+            etag = make_etag(version, request, representation)
+            if _matches(if_none_match, etag):
+                return NotModified(etag, changed_at)
+            catalog = get_catalog(connection, version=version)
+            return Fresh(work(connection, catalog), etag, changed_at)
+
+    result = await run_db(engine, read)
+    if isinstance(result, NotModified):
+        return Response(status_code=304, headers=cache_headers(result.etag, result.changed_at))
+    response = render(result.data)
+    response.headers.update(cache_headers(result.etag, result.changed_at))
+    return response
+
+
+def list_renderer(
+    item_model: type[BaseModel], *, as_csv: bool, filename: str
+) -> Callable[[list[dict[str, Any]]], Response]:
+    """Render a small, unpaged list as `{"data": [...], "total": n}` or as CSV rows."""
+
+    def render(rows: list[dict[str, Any]]) -> Response:
+        if as_csv:
+            return csv_response(rows, csv_columns(item_model), filename=filename)
+        return JSONResponse({"data": rows, "total": len(rows)})
+
+    return render
+
+
+def item_renderer(*, not_found: str) -> Callable[[dict[str, Any] | None], Response]:
+    """Render one resource, or 404 naming what was not found."""
+
+    def render(item: dict[str, Any] | None) -> Response:
+        if item is None:
+            raise NotFoundError(not_found)
+        return JSONResponse(item)
+
+    return render

@@ -1,0 +1,44 @@
+"""Categories: the sections of the review."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
+
+from app import queries
+from app.db import EngineDep
+from app.reads import item_renderer, list_renderer, serve_read
+from app.rendering import wants_csv
+from app.routers.docs import CSV_RESPONSE, NOT_FOUND
+from app.schemas import Category, CategoryDetail, CategoryList, FormatQuery
+
+router = APIRouter(prefix="/categories", tags=["categories"])
+CategoryCode = Annotated[
+    str, Path(description="Category code.", examples=["employment_entrepreneurship"])
+]
+
+
+@router.get("", response_model=CategoryList, responses=CSV_RESPONSE)
+async def list_categories(
+    request: Request, params: Annotated[FormatQuery, Query()], engine: EngineDep
+) -> Response:
+    """List the categories (sections of the review) in review order."""
+    as_csv = wants_csv(request, params.format)
+    return await serve_read(
+        request,
+        engine,
+        lambda connection, _: queries.list_categories(connection),
+        list_renderer(Category, as_csv=as_csv, filename="categories"),
+        representation="csv" if as_csv else "json",
+    )
+
+
+@router.get("/{code}", response_model=CategoryDetail, responses=NOT_FOUND)
+async def get_category(request: Request, code: CategoryCode, engine: EngineDep) -> Response:
+    """Get one category with its indicators."""
+    return await serve_read(
+        request,
+        engine,
+        lambda connection, _: queries.get_category(connection, code=code),
+        item_renderer(not_found=f"no category with code {code!r}"),
+    )

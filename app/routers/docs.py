@@ -1,0 +1,48 @@
+"""OpenAPI descriptions shared by the routers: error bodies, CSV and 304 responses."""
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from app.errors import PROBLEM_MEDIA_TYPE
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="The parameter or body field at fault.", examples=["region"])
+    in_: str = Field(alias="in", description="query, path, header or body.", examples=["query"])
+    message: str = Field(examples=["unknown code '320499'"])
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details: the shape of every error."""
+
+    type: str = Field(examples=["urn:statsapi:problem:validation-error"])
+    title: str = Field(examples=["Unprocessable Content"])
+    status: int = Field(examples=[422])
+    detail: str = Field(examples=["query parameter 'region': unknown code '320499'"])
+    instance: str | None = Field(default=None, examples=["/api/v1/observations"])
+    errors: list[FieldError] | None = Field(
+        default=None, description="For 422: each fault, naming its parameter."
+    )
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "model": Problem,
+        "content": {PROBLEM_MEDIA_TYPE: {}},
+    }
+
+
+COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not Modified: the `If-None-Match` ETag is current."},
+    422: _problem("A parameter is invalid: an unknown code, a bad year or range, a limit too big."),
+    503: _problem("The database is unavailable or busy; retry after `Retry-After` seconds."),
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _problem("No resource with that code.")}
+CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "JSON by default; CSV with `format=csv` or `Accept: text/csv`.",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+}

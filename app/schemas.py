@@ -1,0 +1,310 @@
+"""The public contract: query parameters, response bodies and their documented examples.
+
+Field names here are the API's; keep them stable. Examples are real figures from the 2023 review.
+Responses are rendered by `app.rendering` (orjson, exact decimals); these models document them
+and define the CSV columns (`csv_columns`).
+"""
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, WithJsonSchema, field_validator
+
+from app.models import MeasureType, Qualifier, RegionLevel
+
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 100
+MAX_CODES_PER_FILTER = 100
+MIN_YEAR, MAX_YEAR = 1949, 2100
+MAX_OFFSET = 10_000_000
+
+# A JSON number, written from the exact decimal (never a float): 96.6, 10273000.
+ExactNumber = Annotated[
+    Decimal,
+    WithJsonSchema({"type": "number", "description": "Exact decimal in base units."}),
+]
+
+Year = Annotated[int, Field(ge=MIN_YEAR, le=MAX_YEAR, examples=[2023])]
+Format = Literal["json", "csv"]
+
+FORMAT_DESCRIPTION = (
+    "Response format. `csv` gives UTF-8 CSV with a byte-order mark (Excel shows Chinese "
+    "correctly) and one header row; `Accept: text/csv` does the same. Default: JSON."
+)
+
+
+def _split_codes(values: list[str]) -> list[str]:
+    """`a,b&c` -> [a, b, c]: filters are repeatable and comma-separated."""
+    codes = [code.strip() for value in values for code in value.split(",")]
+    codes = [code for code in codes if code]
+    if len(codes) > MAX_CODES_PER_FILTER:
+        raise ValueError(f"at most {MAX_CODES_PER_FILTER} codes per filter")
+    return list(dict.fromkeys(codes))
+
+
+class _Query(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class FormatQuery(_Query):
+    format: Format | None = Field(default=None, description=FORMAT_DESCRIPTION)
+
+
+class IndicatorQuery(FormatQuery):
+    category: list[str] = Field(
+        default=[],
+        description="Category codes (repeatable or comma-separated).",
+        examples=[["employment_entrepreneurship"]],
+    )
+    q: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="Text to find in the Chinese or English name (case-insensitive).",
+        examples=["培训"],
+    )
+    region: list[str] = Field(
+        default=[],
+        description="Only indicators with data in these regions (GB/T 2260 codes).",
+        examples=[["320411"]],
+    )
+    year: Year | None = Field(default=None, description="Only indicators with data in this year.")
+
+    _codes = field_validator("category", "region")(_split_codes)
+
+
+SORT_KEYS = ("indicator", "region", "year", "value", "category")
+SORT_PATTERN = (
+    r"^-?(indicator|region|year|value|category)(,-?(indicator|region|year|value|category))*$"
+)
+
+
+class ObservationQuery(FormatQuery):
+    category: list[str] = Field(
+        default=[],
+        description="Category codes (repeatable or comma-separated).",
+        examples=[["employment_entrepreneurship"]],
+    )
+    indicator: list[str] = Field(
+        default=[],
+        description="Indicator codes (repeatable or comma-separated).",
+        examples=[["adaptive_training_trainees"]],
+    )
+    region: list[str] = Field(
+        default=[],
+        description="Region codes, GB/T 2260 (repeatable or comma-separated).",
+        examples=[["320400"]],
+    )
+    year: Year | None = Field(default=None, description="Exactly this year.")
+    from_: Year | None = Field(default=None, alias="from", description="From this year on.")
+    to: Year | None = Field(default=None, description="Up to and including this year.")
+    qualifier: list[Qualifier] = Field(
+        default=[], description="Only values with these qualifiers (repeatable)."
+    )
+    sort: str = Field(
+        default="indicator,region,year",
+        pattern=SORT_PATTERN,
+        max_length=100,
+        description=(
+            "Comma-separated keys among indicator, region, year, value, category; `-` sorts "
+            "descending. Ties are always broken by indicator, region, year, so pages are stable."
+        ),
+        examples=["-year,indicator"],
+    )
+    latest: int | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description=(
+            "Only the N most recent years of each indicator x region series (within `year`, "
+            "`from` and `to` when given). The other filters choose series; they never change "
+            "which years a series keeps."
+        ),
+        examples=[1],
+    )
+    limit: int = Field(
+        default=DEFAULT_PAGE_SIZE,
+        ge=1,
+        le=MAX_PAGE_SIZE,
+        description=f"Page size (at most {MAX_PAGE_SIZE}).",
+    )
+    offset: int = Field(
+        default=0, ge=0, le=MAX_OFFSET, description="Rows to skip; follow `next` instead."
+    )
+
+    @field_validator("category", "indicator", "region")
+    @classmethod
+    def _codes(cls, values: list[str]) -> list[str]:
+        return _split_codes(values)
+
+    @field_validator("to")
+    @classmethod
+    def _not_before_from(cls, to: int | None, info: ValidationInfo) -> int | None:
+        start = info.data.get("from_")
+        if to is not None and start is not None and start > to:
+            raise ValueError(f"must not be before `from` ({start})")
+        return to
+
+
+class Unit(BaseModel):
+    code: str = Field(examples=["person_time"])
+    name_zh: str = Field(examples=["人次"])
+    name_en: str = Field(examples=["person-times"])
+
+
+class Indicator(BaseModel):
+    code: str = Field(examples=["adaptive_training_trainees"])
+    category: str = Field(examples=["employment_entrepreneurship"])
+    name_zh: str = Field(examples=["退役士兵适应性培训人次"])
+    name_en: str = Field(examples=["Adaptive training of demobilised soldiers (person-times)"])
+    unit: Unit
+    measure_type: MeasureType = Field(
+        description="`flow`: within the year; `stock`: at year end; `rate`: percent; `ratio`."
+    )
+    description_zh: str | None = None
+    description_en: str | None = None
+    display_order: int
+
+
+class RegionRef(BaseModel):
+    code: str = Field(examples=["320411"])
+    name_zh: str = Field(examples=["新北区"])
+    name_en: str = Field(examples=["Xinbei District"])
+
+
+class IndicatorDetail(Indicator):
+    years: list[int] = Field(description="Years with data, ascending.", examples=[[2023]])
+    regions: list[RegionRef] = Field(description="Regions with data, by code.")
+    observation_count: int
+
+
+class Category(BaseModel):
+    code: str = Field(examples=["employment_entrepreneurship"])
+    name_zh: str = Field(examples=["退役军人力量不断汇聚"])
+    name_en: str = Field(examples=["Employment, training and entrepreneurship"])
+    description_zh: str | None = None
+    description_en: str | None = None
+    display_order: int = Field(examples=[3])
+    indicator_count: int
+
+
+class CategoryDetail(Category):
+    indicators: list[Indicator]
+
+
+class Region(BaseModel):
+    code: str = Field(description="GB/T 2260 division code.", examples=["320411"])
+    name_zh: str = Field(examples=["新北区"])
+    name_en: str = Field(examples=["Xinbei District"])
+    level: RegionLevel
+    parent: str | None = Field(description="Code of the enclosing region.", examples=["320400"])
+    observation_count: int
+
+
+class RegionDetail(Region):
+    children: list[RegionRef]
+    years: list[int] = Field(description="Years with data in this region.", examples=[[2023]])
+
+
+class YearSummary(BaseModel):
+    year: int = Field(examples=[2023])
+    observation_count: int
+
+
+class Source(BaseModel):
+    id: str = Field(examples=["cz-tyjrswj-2023-review"])
+    title_zh: str = Field(examples=["年度盘点 | 2023,常州退役军人工作这一年"])
+    title_en: str
+    publisher_zh: str
+    publisher_en: str
+    published_on: date = Field(examples=["2024-01-02"])
+    url: str | None
+    year_covered: int = Field(examples=[2023])
+    language: str = Field(examples=["zh-Hans"])
+    text_sha256: str | None = Field(description="SHA-256 of the UTF-8 text, for verification.")
+    text_url: str | None = Field(
+        description="Where the stored full text is served.",
+        examples=["/api/v1/sources/cz-tyjrswj-2023-review/text"],
+    )
+    observation_count: int
+
+
+class ObservationSource(BaseModel):
+    id: str = Field(examples=["cz-tyjrswj-2023-review"])
+    quote: str = Field(
+        description="The clause of the source text that states the figure, verbatim.",
+        examples=["退役士兵适应性培训608人次"],
+    )
+
+
+class Observation(BaseModel):
+    indicator: str = Field(examples=["adaptive_training_trainees"])
+    indicator_name_zh: str = Field(examples=["退役士兵适应性培训人次"])
+    indicator_name_en: str = Field(
+        examples=["Adaptive training of demobilised soldiers (person-times)"]
+    )
+    category: str = Field(examples=["employment_entrepreneurship"])
+    region: str = Field(examples=["320400"])
+    region_name_zh: str = Field(examples=["常州市"])
+    region_name_en: str = Field(examples=["Changzhou"])
+    year: int = Field(examples=[2023])
+    value: ExactNumber = Field(examples=[608])
+    unit: str = Field(examples=["person_time"])
+    unit_name_zh: str = Field(examples=["人次"])
+    unit_name_en: str = Field(examples=["person-times"])
+    qualifier: Qualifier = Field(
+        description=(
+            "`exact`; `at_least` (余, 多, 超, +: the value is a lower bound); "
+            "`approximate` (近, 约); `at_most`."
+        )
+    )
+    note: str | None = None
+    source: ObservationSource
+
+
+class ListBody(BaseModel):
+    total: int = Field(description="Number of items.")
+
+
+class CategoryList(ListBody):
+    data: list[Category]
+
+
+class IndicatorList(ListBody):
+    data: list[Indicator]
+
+
+class RegionList(ListBody):
+    data: list[Region]
+
+
+class YearList(ListBody):
+    data: list[YearSummary]
+
+
+class SourceList(ListBody):
+    data: list[Source]
+
+
+class ObservationPage(BaseModel):
+    data: list[Observation]
+    total: int = Field(description="Rows matching the filters, over all pages.")
+    limit: int
+    offset: int
+    next: str | None = Field(
+        description="URL of the next page (also in the `Link` header); null on the last page.",
+        examples=["/api/v1/observations?limit=100&offset=100"],
+    )
+
+
+def csv_columns(model: type[BaseModel]) -> list[str]:
+    """The CSV header of a model: its fields, nested models flattened as `parent_child`."""
+    columns: list[str] = []
+    for name, field in model.model_fields.items():
+        annotation: Any = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            columns += [f"{name}_{child}" for child in csv_columns(annotation)]
+        else:
+            columns.append(name)
+    return columns
