@@ -150,3 +150,19 @@ def make_client() -> Iterator[ClientFactory]:
 def client(make_client: ClientFactory, shared_seeded_engine: Engine) -> TestClient:
     """A client of the app over the shared seeded database (read-only tests)."""
     return make_client(shared_seeded_engine)
+
+
+@pytest.fixture(scope="module")
+def world_engine(databases: DatabaseFactory) -> Iterator[Engine]:
+    """The SYNTHETIC test world (tests/factories.py), shared by a module's read-only tests."""
+    from tests.factories import load_document, world_document
+
+    for engine in _engine(databases.fresh("empty")):
+        load_document(engine, world_document())
+        yield engine
+
+
+@pytest.fixture
+def world(make_client: ClientFactory, world_engine: Engine) -> TestClient:
+    """A client over the synthetic world (read-only tests)."""
+    return make_client(world_engine)
