@@ -102,7 +102,9 @@ def _validation_errors(error: RequestValidationError) -> list[dict[str, Any]]:
     for item in error.errors():
         location = [str(part) for part in item.get("loc", ())]
         where = location[0] if location else "request"
-        name = ".".join(location[1:]) or where
+        # A parameter is named alone (`qualifier`, not `qualifier.0`); a body field by its path.
+        parts = location[1:2] if where in ("query", "path", "header", "cookie") else location[1:]
+        name = ".".join(parts) or where
         entry: dict[str, Any] = {"field": name, "in": where, "message": item.get("msg", "")}
         context = item.get("ctx") or {}
         if "expected" in context:

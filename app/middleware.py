@@ -5,7 +5,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class VaryMiddleware:
-    """Gives successful GET responses one clean `Vary: Accept, Accept-Encoding[, Origin]`.
+    """Gives successful GET responses one clean `Vary: Accept, Accept-Encoding` (CORS adds Origin).
 
     Bodies differ by Accept (JSON or CSV) and by Accept-Encoding (gzip or not), whether or not
     this particular body was compressed; GZip and CORS each append their own token, which
