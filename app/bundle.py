@@ -11,12 +11,14 @@ A bundle is a mapping with any of these lists, each record keyed by its stable c
     indicators:   [{code, category, unit, measure_type, name_zh, name_en,
                     description_zh?, description_en?, display_order?}]
     defaults:     {source?, year?, region?, qualifier?}           # applied to every observation
-    observations: [{indicator, region, year, value, qualifier?, source, quote, note?}]
+    observations: [{indicator, region, year, value, qualifier?, source, quote, note?, unit?}]
 
 Values are exact decimals in base units (1027.3万元 is written 10273000); a YAML float such as
-96.6 is read as the decimal 96.6, never as a binary float. References (an observation's
-indicator, an indicator's category...) name a code defined in the same bundle or already in the
-database. Unknown keys are errors, so a typo never silently drops a field.
+96.6 is read as the decimal 96.6, never as a binary float. An observation's unit is its
+indicator's unless it names another (a measure whose unit changed from one year to the next).
+References (an observation's indicator, an indicator's category...) name a code defined in the
+same bundle or already in the database. Unknown keys are errors, so a typo never silently drops
+a field.
 """
 
 import json
@@ -122,6 +124,7 @@ class ObservationRecord(_Record):
     region: str = Field(pattern=REGION_CODE_PATTERN)
     year: int = Field(ge=MIN_YEAR, le=MAX_YEAR)
     value: Decimal
+    unit: str | None = Field(default=None, pattern=CODE_PATTERN)  # default: the indicator's
     qualifier: Qualifier = Qualifier.exact
     source: str = Field(pattern=CODE_PATTERN)
     quote: str = Field(min_length=1, max_length=2000)

@@ -28,7 +28,7 @@ from app.models import (
 )
 
 Action = Literal["created", "changed", "unchanged"]
-OBSERVATION_FIELDS = ("value", "qualifier", "source_id", "quote", "note")
+OBSERVATION_FIELDS = ("value", "unit_id", "qualifier", "source_id", "quote", "note")
 
 
 @dataclass
@@ -154,6 +154,7 @@ def _check_references(connection: Connection, loaded: LoadedBundle) -> list[Reco
         missing("indicators", index, "category", indicator.category, categories)
         missing("indicators", index, "unit", indicator.unit, units)
     for index, obs in enumerate(bundle.observations):
+        missing("observations", index, "unit", obs.unit, units)
         missing("observations", index, "indicator", obs.indicator, indicators)
         missing("observations", index, "region", obs.region, regions)
         missing("observations", index, "source", obs.source, sources)
@@ -216,6 +217,10 @@ def _apply_observations(
     indicators = _Codes(connection, indicator_table).ids
     regions = _Codes(connection, region_table).ids
     sources = _Codes(connection, source_table).ids
+    units = _Codes(connection, unit_table).ids
+    indicator_units = dict(
+        connection.execute(select(indicator_table.c.id, indicator_table.c.unit_id)).tuples().all()
+    )
     keyed = {
         (indicators[obs.indicator], regions[obs.region], obs.year): obs for obs in observations
     }
@@ -236,6 +241,7 @@ def _apply_observations(
     for key, obs in keyed.items():
         state = {
             "value": obs.value,
+            "unit_id": units[obs.unit] if obs.unit else indicator_units[key[0]],
             "qualifier": obs.qualifier.value,
             "source_id": sources[obs.source],
             "quote": obs.quote,

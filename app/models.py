@@ -153,6 +153,9 @@ class Observation(SQLModel, table=True):
     region_id: int = Field(foreign_key="region.id")
     year: int
     value: Decimal = Field(sa_type=ExactDecimal)
+    # The unit the value was published in; normally the indicator's. Comparisons refuse to
+    # compare two years whose units differ (`unit_changed`) rather than mix them.
+    unit_id: int = Field(foreign_key="unit.id")
     qualifier: str = Field(default=Qualifier.exact.value, max_length=12)
     source_id: int = Field(foreign_key="source.id")
     quote: str = Field(sa_type=Text)
@@ -187,6 +190,7 @@ class ObservationRevision(SQLModel, table=True):
     revision: int
     action: str = Field(max_length=10)
     value: Decimal = Field(sa_type=ExactDecimal)
+    unit_id: int = Field(foreign_key="unit.id")
     qualifier: str = Field(max_length=12)
     source_id: int = Field(foreign_key="source.id")
     quote: str = Field(sa_type=Text)

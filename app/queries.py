@@ -329,7 +329,7 @@ def _observation_source() -> Any:
     joined = (
         observation.join(indicator, observation.c.indicator_id == indicator.c.id)
         .join(category, indicator.c.category_id == category.c.id)
-        .join(unit, indicator.c.unit_id == unit.c.id)
+        .join(unit, observation.c.unit_id == unit.c.id)
         .join(region, observation.c.region_id == region.c.id)
         .join(source, observation.c.source_id == source.c.id)
     )

@@ -99,6 +99,7 @@ def upgrade() -> None:
     sa.Column('region_id', sa.Integer(), nullable=False),
     sa.Column('year', sa.Integer(), nullable=False),
     sa.Column('value', app.coltypes.ExactDecimal(precision=21, scale=6), nullable=False),
+    sa.Column('unit_id', sa.Integer(), nullable=False),
     sa.Column('qualifier', sqlmodel.sql.sqltypes.AutoString(length=12), nullable=False),
     sa.Column('source_id', sa.Integer(), nullable=False),
     sa.Column('quote', sa.Text(), nullable=False),
@@ -110,6 +111,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['indicator_id'], ['indicator.id'], name=op.f('fk_observation_indicator_id_indicator')),
     sa.ForeignKeyConstraint(['region_id'], ['region.id'], name=op.f('fk_observation_region_id_region')),
     sa.ForeignKeyConstraint(['source_id'], ['source.id'], name=op.f('fk_observation_source_id_source')),
+    sa.ForeignKeyConstraint(['unit_id'], ['unit.id'], name=op.f('fk_observation_unit_id_unit')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_observation')),
     sa.UniqueConstraint('indicator_id', 'region_id', 'year', name='uq_observation_series_year')
     )
@@ -124,6 +126,7 @@ def upgrade() -> None:
     sa.Column('revision', sa.Integer(), nullable=False),
     sa.Column('action', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
     sa.Column('value', app.coltypes.ExactDecimal(precision=21, scale=6), nullable=False),
+    sa.Column('unit_id', sa.Integer(), nullable=False),
     sa.Column('qualifier', sqlmodel.sql.sqltypes.AutoString(length=12), nullable=False),
     sa.Column('source_id', sa.Integer(), nullable=False),
     sa.Column('quote', sa.Text(), nullable=False),
@@ -135,6 +138,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['indicator_id'], ['indicator.id'], name=op.f('fk_observation_revision_indicator_id_indicator')),
     sa.ForeignKeyConstraint(['region_id'], ['region.id'], name=op.f('fk_observation_revision_region_id_region')),
     sa.ForeignKeyConstraint(['source_id'], ['source.id'], name=op.f('fk_observation_revision_source_id_source')),
+    sa.ForeignKeyConstraint(['unit_id'], ['unit.id'], name=op.f('fk_observation_revision_unit_id_unit')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_observation_revision')),
     sa.UniqueConstraint('indicator_id', 'region_id', 'year', 'revision', name='uq_observation_revision_number')
     )
