@@ -219,7 +219,8 @@ def _apply_observations(
     sources = _Codes(connection, source_table).ids
     units = _Codes(connection, unit_table).ids
     indicator_units = dict(
-        connection.execute(select(indicator_table.c.id, indicator_table.c.unit_id)).tuples().all()
+        (row.id, row.unit_id)
+        for row in connection.execute(select(indicator_table.c.id, indicator_table.c.unit_id))
     )
     keyed = {
         (indicators[obs.indicator], regions[obs.region], obs.year): obs for obs in observations
