@@ -9,7 +9,16 @@ from app.config import get_settings
 from app.errors import install_error_handlers
 from app.middleware import VaryMiddleware
 from app.rendering import JSONResponse
-from app.routers import categories, health, indicators, observations, regions, sources, years
+from app.routers import (
+    categories,
+    comparisons,
+    health,
+    indicators,
+    observations,
+    regions,
+    sources,
+    years,
+)
 from app.routers.docs import COMMON_ERRORS
 
 API_PREFIX = "/api/v1"
@@ -48,7 +57,7 @@ def create_app() -> FastAPI:
         max_age=600,
     )
     api = APIRouter(prefix=API_PREFIX, responses=COMMON_ERRORS)
-    for module in (categories, indicators, regions, years, sources, observations):
+    for module in (categories, indicators, regions, years, sources, observations, comparisons):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)

@@ -152,6 +152,12 @@ def list_indicators(
     return [_indicator_dict(row) for row in connection.execute(statement)]
 
 
+def list_indicators_by_code(connection: Connection, *, codes: list[str]) -> list[dict[str, Any]]:
+    """The indicators with these codes (those that exist), in display order."""
+    rows = connection.execute(_indicator_select().where(indicator.c.code.in_(codes)))
+    return [_indicator_dict(row) for row in rows]
+
+
 def get_indicator(connection: Connection, *, code: str) -> dict[str, Any] | None:
     """One indicator with the years and regions that have data, or None."""
     row = connection.execute(_indicator_select().where(indicator.c.code == code)).first()

@@ -52,6 +52,8 @@ def wants_csv(request: Request, format: str | None) -> bool:
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as in the JSON body
     if isinstance(value, Decimal):
         return to_json_text(value)
     if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):

@@ -43,6 +43,20 @@ def _split_codes(values: list[str]) -> list[str]:
     return list(dict.fromkeys(codes))
 
 
+def _to_not_before_from(to: int | None, info: ValidationInfo) -> int | None:
+    start = info.data.get("from_")
+    if to is not None and start is not None and start > to:
+        raise ValueError(f"must not be before `from` ({start})")
+    return to
+
+
+def _base_before_year(base_year: int | None, info: ValidationInfo) -> int | None:
+    year = info.data.get("year")
+    if base_year is not None and year is not None and base_year >= year:
+        raise ValueError(f"must be before `year` ({year})")
+    return base_year
+
+
 class _Query(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -138,13 +152,7 @@ class ObservationQuery(FormatQuery):
     def _codes(cls, values: list[str]) -> list[str]:
         return _split_codes(values)
 
-    @field_validator("to")
-    @classmethod
-    def _not_before_from(cls, to: int | None, info: ValidationInfo) -> int | None:
-        start = info.data.get("from_")
-        if to is not None and start is not None and start > to:
-            raise ValueError(f"must not be before `from` ({start})")
-        return to
+    _to = field_validator("to")(_to_not_before_from)
 
 
 class Unit(BaseModel):
@@ -298,13 +306,196 @@ class ObservationPage(BaseModel):
     )
 
 
+# --- comparisons ---------------------------------------------------------------------------
+
+Direction = Literal["up", "down", "flat", "unknown"]
+Reason = Literal["no_base_value", "no_current_value", "base_is_zero", "unit_changed"]
+ChangeQualifier = Literal["exact", "at_least", "at_most", "approximate", "unbounded"]
+NullableNumber = Annotated[
+    Decimal | None,
+    WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "null"}]}),
+]
+
+
+class ComparisonQuery(FormatQuery):
+    year: Year = Field(description="The year to compare.")
+    base_year: Year | None = Field(
+        default=None, description="The earlier year to compare with (default: `year` - 1)."
+    )
+    category: list[str] = Field(
+        default=[],
+        description="Category codes (repeatable or comma-separated).",
+        examples=[["employment_entrepreneurship"]],
+    )
+    indicator: list[str] = Field(
+        default=[],
+        description="Indicator codes (repeatable or comma-separated).",
+        examples=[["adaptive_training_trainees"]],
+    )
+    region: list[str] = Field(
+        default=[],
+        description="Region codes, GB/T 2260 (repeatable or comma-separated).",
+        examples=[["320400"]],
+    )
+
+    _codes = field_validator("category", "indicator", "region")(_split_codes)
+
+    _base = field_validator("base_year")(_base_before_year)
+
+    @property
+    def effective_base_year(self) -> int:
+        return self.base_year if self.base_year is not None else self.year - 1
+
+
+class SummaryQuery(FormatQuery):
+    year: Year = Field(description="The year to compare.")
+    base_year: Year | None = Field(
+        default=None, description="The earlier year to compare with (default: `year` - 1)."
+    )
+    category: list[str] = Field(
+        default=[],
+        description="Category codes (repeatable or comma-separated).",
+        examples=[["employment_entrepreneurship"]],
+    )
+
+    _codes = field_validator("category")(_split_codes)
+    _base = field_validator("base_year")(_base_before_year)
+
+    @property
+    def effective_base_year(self) -> int:
+        return self.base_year if self.base_year is not None else self.year - 1
+
+
+class SeriesQuery(FormatQuery):
+    region: list[str] = Field(
+        default=[],
+        description="Region codes (default: every region with data).",
+        examples=[["320400"]],
+    )
+    from_: Year | None = Field(default=None, alias="from", description="From this year on.")
+    to: Year | None = Field(default=None, description="Up to and including this year.")
+
+    _codes = field_validator("region")(_split_codes)
+    _to = field_validator("to")(_to_not_before_from)
+
+
+class ChangeFields(BaseModel):
+    change: NullableNumber = Field(
+        description="value - base_value in the indicator's unit (percentage points for rates)."
+    )
+    change_pct: NullableNumber = Field(
+        description="change / |base_value| x 100, rounded half up to 2 places; null for rates."
+    )
+    change_pp: NullableNumber = Field(description="For rates: the change in percentage points.")
+    change_min: NullableNumber = Field(
+        description="Lower bound of the change given the qualifiers; null: unbounded."
+    )
+    change_max: NullableNumber = Field(
+        description="Upper bound of the change given the qualifiers; null: unbounded."
+    )
+    change_qualifier: ChangeQualifier | None = Field(
+        description="`exact` only when both values are exact."
+    )
+    direction: Direction = Field(
+        description="`up`/`down` only when the whole change interval says so; else `unknown`."
+    )
+    comparable: bool
+    reason: Reason | None = Field(description="Why the values are not comparable, if not.")
+
+
+class Comparison(ChangeFields):
+    indicator: str = Field(examples=["adaptive_training_trainees"])
+    indicator_name_zh: str
+    indicator_name_en: str
+    category: str
+    measure_type: MeasureType
+    region: str = Field(examples=["320400"])
+    region_name_zh: str
+    region_name_en: str
+    unit: str
+    unit_name_zh: str
+    unit_name_en: str
+    year: int = Field(examples=[2023])
+    value: NullableNumber = Field(examples=[608])
+    qualifier: Qualifier | None
+    base_year: int = Field(examples=[2022])
+    base_value: NullableNumber = Field(examples=[None])
+    base_qualifier: Qualifier | None
+
+
+class ComparisonList(BaseModel):
+    year: int
+    base_year: int
+    total: int
+    data: list[Comparison]
+
+
+class CategoryTile(BaseModel):
+    category: str = Field(examples=["employment_entrepreneurship"])
+    name_zh: str
+    name_en: str
+    up: int
+    down: int
+    flat: int
+    unknown: int = Field(description="Comparable, but the qualifiers leave the direction open.")
+    not_comparable: int = Field(description="Missing a side, base zero, or a changed unit.")
+    total: int
+
+
+class ComparisonSummary(BaseModel):
+    year: int
+    base_year: int
+    total: int
+    data: list[CategoryTile]
+
+
+class SeriesPoint(ChangeFields):
+    year: int = Field(examples=[2023])
+    value: ExactNumber = Field(examples=[608])
+    qualifier: Qualifier
+    unit: str
+    base_year: int | None = Field(description="The previous year with a value, if any.")
+
+
+class RegionSeries(BaseModel):
+    region: str = Field(examples=["320400"])
+    region_name_zh: str
+    region_name_en: str
+    first_year: int
+    last_year: int
+    cagr_pct: NullableNumber = Field(
+        description="Compound annual growth rate over first_year..last_year, in percent."
+    )
+    cagr_reason: str | None = Field(
+        description="Why there is no CAGR: single_year, inexact_endpoint, "
+        "non_positive_endpoint, unit_changed, rate."
+    )
+    points: list[SeriesPoint]
+
+
+class IndicatorSeries(BaseModel):
+    indicator: Indicator
+    series: list[RegionSeries]
+
+
 def csv_columns(model: type[BaseModel]) -> list[str]:
-    """The CSV header of a model: its fields, nested models flattened as `parent_child`."""
+    """The CSV header of a model: its fields, nested models flattened as `parent_child`.
+
+    Fields inherited from ChangeFields come last, after what identifies the row.
+    """
+    columns = _model_columns(model)
+    if issubclass(model, ChangeFields):
+        change = set(ChangeFields.model_fields)
+        columns = [c for c in columns if c not in change] + list(ChangeFields.model_fields)
+    return columns
+
+
+def _model_columns(model: type[BaseModel]) -> list[str]:
     columns: list[str] = []
     for name, field in model.model_fields.items():
         annotation: Any = field.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            columns += [f"{name}_{child}" for child in csv_columns(annotation)]
+            columns += [f"{name}_{child}" for child in _model_columns(annotation)]
         else:
             columns.append(name)
     return columns

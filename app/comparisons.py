@@ -1,0 +1,403 @@
+"""Year-over-year and multi-year comparisons that respect units and qualifiers.
+
+The rules (the public contract of /comparisons and /indicators/{code}/series):
+
+- Rows pair a value in `year` with the same indicator and region in `base_year`. SQL selects and
+  pairs them in one statement; the arithmetic is done here with Python decimals, because SQLite
+  has no decimal type and its float arithmetic would print 6.499999 for 96.6 - 90.1.
+- `change` = value - base_value, in the indicator's unit (for a percent that is percentage
+  points). `change_pct` = change / |base_value| x 100, rounded half up to 2 decimal places.
+- Rates (measure type `rate`, or a percent unit) compare in percentage points: `change_pp`
+  holds the difference and `change_pct` is always null, never a percent of a percent.
+- Each value is an interval: `exact` v is [v, v]; `at_least` v is [v, +inf); `at_most` v is
+  (-inf, v]; `approximate` v is [v x (1 - 10%), v x (1 + 10%)] (APPROXIMATE_TOLERANCE). The change
+  is the interval [value_min - base_max, value_max - base_min], given as `change_min` and
+  `change_max` (null: unbounded). `direction` is `up` or `down` only when that whole interval
+  is above or below zero, `flat` only when both values are exact and equal, else `unknown`.
+  `change_qualifier` is `exact` only when both values are exact.
+- `comparable` is false, with a `reason`, when a side is missing (`no_base_value`,
+  `no_current_value`), when the two years were published in different units (`unit_changed`:
+  no change is computed), or when a non-rate base is zero (`base_is_zero`: the change is given,
+  the percentage is undefined).
+- A series gives each year's change from the previous year that has a value, and the compound
+  annual growth rate `cagr_pct` over the span when both ends are exact, positive, in the same
+  unit and at least a year apart (never for rates); otherwise `cagr_reason` says why not.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+from typing import Any
+
+from sqlalchemy import Connection, and_, select
+
+from app.models import MeasureType, Qualifier
+from app.models import category_table as category
+from app.models import indicator_table as indicator
+from app.models import observation_table as observation
+from app.models import region_table as region
+from app.models import unit_table as unit
+
+APPROXIMATE_TOLERANCE = Decimal("0.10")
+PERCENT_UNITS = frozenset({"percent"})
+HUNDREDTHS = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class Value:
+    amount: Decimal
+    qualifier: str
+    unit: str
+
+    def bounds(self) -> tuple[Decimal | None, Decimal | None]:
+        """The interval the published value stands for; None is unbounded."""
+        if self.qualifier == Qualifier.exact:
+            return self.amount, self.amount
+        if self.qualifier == Qualifier.at_least:
+            return self.amount, None
+        if self.qualifier == Qualifier.at_most:
+            return None, self.amount
+        spread = abs(self.amount) * APPROXIMATE_TOLERANCE
+        return self.amount - spread, self.amount + spread
+
+
+def _round(value: Decimal) -> Decimal:
+    return value.quantize(HUNDREDTHS, rounding=ROUND_HALF_UP)
+
+
+def _minus(a: Decimal | None, b: Decimal | None) -> Decimal | None:
+    return None if a is None or b is None else a - b
+
+
+def is_rate(measure_type: str, unit_code: str) -> bool:
+    return measure_type == MeasureType.rate or unit_code in PERCENT_UNITS
+
+
+def compare(current: Value | None, base: Value | None, *, rate: bool) -> dict[str, Any]:
+    """The change from `base` to `current` under the rules in the module docstring."""
+    result: dict[str, Any] = {
+        "change": None,
+        "change_pct": None,
+        "change_pp": None,
+        "change_min": None,
+        "change_max": None,
+        "change_qualifier": None,
+        "direction": "unknown",
+        "comparable": False,
+        "reason": None,
+    }
+    if current is None or base is None:
+        result["reason"] = "no_current_value" if current is None else "no_base_value"
+        return result
+    if current.unit != base.unit:
+        result["reason"] = "unit_changed"
+        return result
+    change = current.amount - base.amount
+    low = _minus(current.bounds()[0], base.bounds()[1])
+    high = _minus(current.bounds()[1], base.bounds()[0])
+    both_exact = current.qualifier == base.qualifier == Qualifier.exact
+    if low is not None and low > 0:
+        direction = "up"
+    elif high is not None and high < 0:
+        direction = "down"
+    elif both_exact and change == 0:
+        direction = "flat"
+    else:
+        direction = "unknown"
+    result.update(
+        change=change,
+        change_min=low,
+        change_max=high,
+        change_qualifier=_change_qualifier(low, high, both_exact),
+        direction=direction,
+        comparable=True,
+    )
+    if rate:
+        result["change_pp"] = change
+    elif base.amount == 0:
+        result.update(comparable=False, reason="base_is_zero")
+    else:
+        result["change_pct"] = _round(change / abs(base.amount) * 100)
+    return result
+
+
+def _change_qualifier(low: Decimal | None, high: Decimal | None, both_exact: bool) -> str:
+    if both_exact:
+        return Qualifier.exact.value
+    if low is not None and high is None:
+        return Qualifier.at_least.value
+    if low is None and high is not None:
+        return Qualifier.at_most.value
+    if low is None and high is None:
+        return "unbounded"
+    return Qualifier.approximate.value
+
+
+def cagr_pct(
+    first: tuple[int, Value], last: tuple[int, Value]
+) -> tuple[Decimal | None, str | None]:
+    """Compound annual growth rate in percent over the span, or (None, why not)."""
+    (first_year, start), (last_year, end) = first, last
+    years = last_year - first_year
+    if years < 1:
+        return None, "single_year"
+    if start.unit != end.unit:
+        return None, "unit_changed"
+    if start.qualifier != Qualifier.exact or end.qualifier != Qualifier.exact:
+        return None, "inexact_endpoint"
+    if start.amount <= 0 or end.amount <= 0:
+        return None, "non_positive_endpoint"
+    with localcontext() as context:
+        context.prec = 34
+        growth = (end.amount / start.amount) ** (Decimal(1) / years)
+        return _round((growth - 1) * 100), None
+
+
+# --- SQL ---------------------------------------------------------------------------------
+
+LABELS = (
+    indicator.c.code.label("indicator"),
+    indicator.c.name_zh.label("indicator_name_zh"),
+    indicator.c.name_en.label("indicator_name_en"),
+    indicator.c.measure_type,
+    category.c.code.label("category"),
+    region.c.code.label("region"),
+    region.c.name_zh.label("region_name_zh"),
+    region.c.name_en.label("region_name_en"),
+)
+
+
+def _filters(
+    categories: Sequence[str], indicators: Sequence[str], regions: Sequence[str]
+) -> list[Any]:
+    conditions = []
+    if categories:
+        conditions.append(category.c.code.in_(categories))
+    if indicators:
+        conditions.append(indicator.c.code.in_(indicators))
+    if regions:
+        conditions.append(region.c.code.in_(regions))
+    return conditions
+
+
+def list_comparisons(
+    connection: Connection,
+    *,
+    year: int,
+    base_year: int,
+    categories: Sequence[str] = (),
+    indicators: Sequence[str] = (),
+    regions: Sequence[str] = (),
+    observations: Any = observation,
+) -> list[dict[str, Any]]:
+    """Every indicator x region with a value in `year` or `base_year`, compared (one statement).
+
+    `observations` is the table (or a same-shaped subquery, such as the data as of a time) that
+    the values come from.
+    """
+    current = observations.alias("current")
+    base = observations.alias("base")
+    current_unit = unit.alias("current_unit")
+    base_unit = unit.alias("base_unit")
+    series = (
+        select(observations.c.indicator_id, observations.c.region_id)
+        .where(observations.c.year.in_((year, base_year)))
+        .group_by(observations.c.indicator_id, observations.c.region_id)
+        .subquery("series")
+    )
+    joined = (
+        series.join(indicator, series.c.indicator_id == indicator.c.id)
+        .join(category, indicator.c.category_id == category.c.id)
+        .join(unit, indicator.c.unit_id == unit.c.id)
+        .join(region, series.c.region_id == region.c.id)
+        .outerjoin(
+            current,
+            and_(
+                current.c.indicator_id == series.c.indicator_id,
+                current.c.region_id == series.c.region_id,
+                current.c.year == year,
+            ),
+        )
+        .outerjoin(current_unit, current.c.unit_id == current_unit.c.id)
+        .outerjoin(
+            base,
+            and_(
+                base.c.indicator_id == series.c.indicator_id,
+                base.c.region_id == series.c.region_id,
+                base.c.year == base_year,
+            ),
+        )
+        .outerjoin(base_unit, base.c.unit_id == base_unit.c.id)
+    )
+    statement = (
+        select(
+            *LABELS,
+            unit.c.code.label("unit"),
+            unit.c.name_zh.label("unit_name_zh"),
+            unit.c.name_en.label("unit_name_en"),
+            current.c.value.label("value"),
+            current.c.qualifier.label("qualifier"),
+            current_unit.c.code.label("current_unit"),
+            base.c.value.label("base_value"),
+            base.c.qualifier.label("base_qualifier"),
+            base_unit.c.code.label("base_unit"),
+        )
+        .select_from(joined)
+        .where(*_filters(categories, indicators, regions))
+        .order_by(
+            category.c.display_order, indicator.c.display_order, indicator.c.code, region.c.code
+        )
+    )
+    return [_comparison_row(row, year, base_year) for row in connection.execute(statement)]
+
+
+def _comparison_row(row: Any, year: int, base_year: int) -> dict[str, Any]:
+    current = _value_from(row.value, row.qualifier, row.current_unit)
+    base = _value_from(row.base_value, row.base_qualifier, row.base_unit)
+    data = {
+        key: getattr(row, key)
+        for key in (
+            "indicator",
+            "indicator_name_zh",
+            "indicator_name_en",
+            "category",
+            "measure_type",
+            "region",
+            "region_name_zh",
+            "region_name_en",
+            "unit",
+            "unit_name_zh",
+            "unit_name_en",
+        )
+    }
+    data.update(
+        year=year,
+        value=row.value,
+        qualifier=row.qualifier,
+        base_year=base_year,
+        base_value=row.base_value,
+        base_qualifier=row.base_qualifier,
+    )
+    data.update(compare(current, base, rate=is_rate(row.measure_type, row.unit)))
+    return data
+
+
+def _value_from(
+    amount: Decimal | None, qualifier: str | None, unit_code: str | None
+) -> Value | None:
+    if amount is None or qualifier is None or unit_code is None:
+        return None
+    return Value(amount, qualifier, unit_code)
+
+
+DIRECTIONS = ("up", "down", "flat", "unknown")
+
+
+def summarize(
+    rows: Iterable[dict[str, Any]], categories: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Per category: how many indicator x region pairs went up, down, flat, or are unknown."""
+    summary = {
+        c["code"]: {
+            "category": c["code"],
+            "name_zh": c["name_zh"],
+            "name_en": c["name_en"],
+            **dict.fromkeys(DIRECTIONS, 0),
+            "not_comparable": 0,
+            "total": 0,
+        }
+        for c in categories
+    }
+    for row in rows:
+        tile = summary[row["category"]]
+        tile["total"] += 1
+        if row["direction"] != "unknown":
+            tile[row["direction"]] += 1
+        elif row["comparable"]:
+            tile["unknown"] += 1
+        else:
+            tile["not_comparable"] += 1
+    return list(summary.values())
+
+
+def list_series(
+    connection: Connection,
+    *,
+    indicator_code: str,
+    regions: Sequence[str] = (),
+    from_year: int | None = None,
+    to_year: int | None = None,
+    observations: Any = observation,
+) -> list[dict[str, Any]]:
+    """The yearly values of one indicator per region, each compared with its previous year."""
+    value_unit = unit.alias("value_unit")
+    years = []
+    if from_year is not None:
+        years.append(observations.c.year >= from_year)
+    if to_year is not None:
+        years.append(observations.c.year <= to_year)
+    statement = (
+        select(
+            region.c.code.label("region"),
+            region.c.name_zh.label("region_name_zh"),
+            region.c.name_en.label("region_name_en"),
+            observations.c.year,
+            observations.c.value,
+            observations.c.qualifier,
+            value_unit.c.code.label("unit"),
+        )
+        .select_from(
+            observations.join(indicator, observations.c.indicator_id == indicator.c.id)
+            .join(region, observations.c.region_id == region.c.id)
+            .join(value_unit, observations.c.unit_id == value_unit.c.id)
+        )
+        .where(indicator.c.code == indicator_code, *_filters((), (), regions))
+        .where(*years)
+        .order_by(region.c.code, observations.c.year)
+    )
+    return [dict(row._mapping) for row in connection.execute(statement)]
+
+
+def build_series(rows: Sequence[dict[str, Any]], *, rate: bool) -> list[dict[str, Any]]:
+    """Group rows (ordered by region, year) into series with changes and the CAGR."""
+    series: list[dict[str, Any]] = []
+    for row in rows:
+        if not series or series[-1]["region"] != row["region"]:
+            series.append(
+                {
+                    "region": row["region"],
+                    "region_name_zh": row["region_name_zh"],
+                    "region_name_en": row["region_name_en"],
+                    "points": [],
+                }
+            )
+        points = series[-1]["points"]
+        current = Value(row["value"], row["qualifier"], row["unit"])
+        previous = points[-1] if points else None
+        base = (
+            Value(previous["value"], previous["qualifier"], previous["unit"]) if previous else None
+        )
+        points.append(
+            {
+                "year": row["year"],
+                "value": row["value"],
+                "qualifier": row["qualifier"],
+                "unit": row["unit"],
+                "base_year": previous["year"] if previous else None,
+                **compare(current, base, rate=rate),
+            }
+        )
+    for item in series:
+        points = item["points"]
+        first, last = points[0], points[-1]
+        cagr, why_not = (
+            (None, "rate")
+            if rate
+            else cagr_pct(
+                (first["year"], Value(first["value"], first["qualifier"], first["unit"])),
+                (last["year"], Value(last["value"], last["qualifier"], last["unit"])),
+            )
+        )
+        item.update(first_year=first["year"], last_year=last["year"], cagr_pct=cagr)
+        item["cagr_reason"] = why_not
+    return series
