@@ -4,7 +4,7 @@ A bundle is a mapping with any of these lists, each record keyed by its stable c
 
     format: statsapi-bundle/1
     sources:      [{code, title_zh, title_en, publisher_zh, publisher_en, published_on,
-                    year_covered, url?, language?, text_file?}]   # text_file: relative path
+                    year_covered, url?, language?, text_file? | text?}]  # text_file: relative
     units:        [{code, name_zh, name_en}]
     categories:   [{code, name_zh, name_en, description_zh?, description_en?, display_order?}]
     regions:      [{code, name_zh, name_en, level, parent?}]
@@ -29,7 +29,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from app.decimals import DecimalRangeError, parse_decimal
 from app.models import MeasureType, Qualifier, RegionLevel
@@ -79,7 +86,14 @@ class SourceRecord(_Record):
     year_covered: int = Field(ge=MIN_YEAR, le=MAX_YEAR)
     url: str | None = Field(default=None, max_length=1000)
     language: str = Field(default="zh-Hans", max_length=20)
-    text_file: str | None = None
+    text_file: str | None = Field(default=None, description="Path of the full text, relative")
+    text: str | None = Field(default=None, description="The full text, inline (exports)")
+
+    @model_validator(mode="after")
+    def _one_text(self) -> "SourceRecord":
+        if self.text_file is not None and self.text is not None:
+            raise ValueError("give text_file or text, not both")
+        return self
 
 
 class UnitRecord(_Record):
@@ -244,6 +258,25 @@ def validate_document(document: Any, *, name: str) -> Bundle:
         raise BundleError(_record_errors(error, name, document=document)) from None
 
 
+def load_uploaded(text: str, *, name: str) -> LoadedBundle:
+    """A bundle received over HTTP: texts must be inline, never a path on this server."""
+    bundle = validate_document(parse_document(text, name=name), name=name)
+    errors = [
+        RecordError(
+            name,
+            f"sources[{index}] (code={source.code})",
+            "text_file",
+            "not allowed in an upload: give the text inline as `text`",
+        )
+        for index, source in enumerate(bundle.sources)
+        if source.text_file is not None
+    ]
+    if errors:
+        raise BundleError(errors)
+    texts = {s.code: s.text for s in bundle.sources if s.text is not None}
+    return LoadedBundle(name=name, bundle=bundle, source_texts=texts)
+
+
 def read_bundle_file(path: Path) -> LoadedBundle:
     """Read, parse and validate a bundle file, and the source texts it names."""
     name = path.name
@@ -254,6 +287,8 @@ def read_bundle_file(path: Path) -> LoadedBundle:
     bundle = validate_document(parse_document(text, name=name), name=name)
     texts: dict[str, str] = {}
     for index, source in enumerate(bundle.sources):
+        if source.text is not None:
+            texts[source.code] = source.text
         if source.text_file is None:
             continue
         text_path = (path.parent / source.text_file).resolve()

@@ -10,25 +10,21 @@ gets a revision row holding its new state, and the data version moves when anyth
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from sqlalchemy import Connection, Table, func, insert, select, tuple_, update
+from sqlalchemy import Connection, Table, func, insert, select, update
 
 from app.bundle import BundleError, LoadedBundle, ObservationRecord, RecordError
 from app.models import (
     category_table,
     data_version_table,
     indicator_table,
-    observation_table,
     region_table,
-    revision_table,
     source_table,
     unit_table,
     utcnow,
 )
-
-Action = Literal["created", "changed", "unchanged"]
-OBSERVATION_FIELDS = ("value", "unit_id", "qualifier", "source_id", "quote", "note")
+from app.writes import Action, NewState, upsert_observations
 
 
 @dataclass
@@ -170,7 +166,7 @@ def _apply_reference_data(
     bundle = loaded.bundle
     sources = []
     for source in bundle.sources:
-        record = source.model_dump(exclude={"text_file"})
+        record = source.model_dump(exclude={"text_file", "text"})
         text = loaded.source_texts.get(source.code)
         if text is not None:
             record["text"] = text
@@ -222,56 +218,24 @@ def _apply_observations(
         (row.id, row.unit_id)
         for row in connection.execute(select(indicator_table.c.id, indicator_table.c.unit_id))
     )
-    keyed = {
-        (indicators[obs.indicator], regions[obs.region], obs.year): obs for obs in observations
-    }
-    key_columns = tuple_(
-        observation_table.c.indicator_id, observation_table.c.region_id, observation_table.c.year
-    )
-    existing: dict[tuple[int, int, int], Any] = {}
-    keys = list(keyed)
-    for start in range(0, len(keys), 500):  # bounded IN lists, whatever the file size
-        rows = connection.execute(
-            select(observation_table).where(key_columns.in_(keys[start : start + 500]))
-        )
-        existing.update({(r.indicator_id, r.region_id, r.year): r._mapping for r in rows})
-
-    now = utcnow()
-    stamp = {"recorded_at": now, "recorded_by": recorded_by}
-    inserts, revisions = [], []
-    for key, obs in keyed.items():
-        state = {
-            "value": obs.value,
-            "unit_id": units[obs.unit] if obs.unit else indicator_units[key[0]],
-            "qualifier": obs.qualifier.value,
-            "source_id": sources[obs.source],
-            "quote": obs.quote,
-            "note": obs.note,
-        }
-        identity = {"indicator_id": key[0], "region_id": key[1], "year": key[2]}
-        label = f"{obs.indicator}/{obs.region}/{obs.year}"
-        current = existing.get(key)
-        if current is None:
-            times = {"created_at": now, "updated_at": now}
-            inserts.append({**identity, **state, **times, "revision": 1})
-            revisions.append({**identity, **state, **stamp, "revision": 1, "action": "create"})
-            report.rows.append(RowOutcome("observations", label, "created"))
-        elif any(current[name] != state[name] for name in OBSERVATION_FIELDS):
-            revision = current["revision"] + 1
-            connection.execute(
-                update(observation_table)
-                .where(observation_table.c.id == current["id"])
-                .values(**state, revision=revision, updated_at=now)
+    states = []
+    for obs in observations:
+        key = (indicators[obs.indicator], regions[obs.region], obs.year)
+        states.append(
+            NewState(
+                key=key,
+                value=obs.value,
+                unit_id=units[obs.unit] if obs.unit else indicator_units[key[0]],
+                qualifier=obs.qualifier.value,
+                source_id=sources[obs.source],
+                quote=obs.quote,
+                note=obs.note,
             )
-            change = {"revision": revision, "action": "update"}
-            revisions.append({**identity, **state, **stamp, **change})
-            report.rows.append(RowOutcome("observations", label, "changed"))
-        else:
-            report.rows.append(RowOutcome("observations", label, "unchanged"))
-    if inserts:
-        connection.execute(insert(observation_table), inserts)
-    if revisions:
-        connection.execute(insert(revision_table), revisions)
+        )
+    actions = upsert_observations(connection, states, recorded_by=recorded_by)
+    for obs, action in zip(observations, actions, strict=True):
+        label = f"{obs.indicator}/{obs.region}/{obs.year}"
+        report.rows.append(RowOutcome("observations", label, action))
 
 
 def bump_data_version(connection: Connection) -> int:

@@ -218,3 +218,36 @@ source_table = SQLModel.metadata.tables["source"]
 observation_table = SQLModel.metadata.tables["observation"]
 revision_table = SQLModel.metadata.tables["observation_revision"]
 data_version_table = SQLModel.metadata.tables["data_version"]
+
+
+class ApiKey(SQLModel, table=True):
+    """A key for the write API. Only the SHA-256 of the token is kept; the token is shown once."""
+
+    __tablename__ = "api_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True)
+    token_sha256: str = Field(max_length=64, unique=True)
+    scopes: str = Field(max_length=200)  # space-separated, as in OAuth: "write admin"
+    created_at: datetime = Field(sa_column=_timestamp())
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """The first answer to a POST with an Idempotency-Key, replayed when it is retried."""
+
+    __tablename__ = "idempotency_record"
+    __table_args__ = (UniqueConstraint("api_key_id", "key", name="uq_idempotency_record_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    api_key_id: int = Field(foreign_key="api_key.id")
+    key: str = Field(max_length=200)
+    request_sha256: str = Field(max_length=64)
+    status_code: int
+    response_body: str = Field(sa_type=Text)
+    created_at: datetime = Field(sa_column=_timestamp())
+
+
+api_key_table = SQLModel.metadata.tables["api_key"]
+idempotency_table = SQLModel.metadata.tables["idempotency_record"]
