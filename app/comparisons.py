@@ -31,12 +31,16 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, select
 
-from app.models import MeasureType, Qualifier
-from app.models import category_table as category
-from app.models import indicator_table as indicator
-from app.models import observation_table as observation
-from app.models import region_table as region
-from app.models import unit_table as unit
+from app.models import (
+    MeasureType,
+    Qualifier,
+    category_table as category,
+    indicator_table as indicator,
+    observation_table as observation,
+    region_table as region,
+    unit_table as unit,
+)
+from app.queries import row_dict
 
 APPROXIMATE_TOLERANCE = Decimal("0.10")
 PERCENT_UNITS = frozenset({"percent"})
@@ -355,7 +359,7 @@ def list_series(
         .where(*years)
         .order_by(region.c.code, observations.c.year)
     )
-    return [dict(row._mapping) for row in connection.execute(statement)]
+    return [row_dict(row) for row in connection.execute(statement)]
 
 
 def build_series(rows: Sequence[dict[str, Any]], *, rate: bool) -> list[dict[str, Any]]:

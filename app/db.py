@@ -91,6 +91,11 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
         engine.connect().execution_options(**{WRITE_OPTION: True}) as connection,
         connection.begin(),
     ):
+        if connection.dialect.name == "postgresql":
+            # Writers take turns, as SQLite's BEGIN IMMEDIATE makes them: a read-then-write
+            # (an If-Match check, a revision number) never races another writer. Readers are
+            # not blocked. Writes are rare; correctness beats write concurrency here.
+            connection.exec_driver_sql("LOCK TABLE data_version IN SHARE ROW EXCLUSIVE MODE")
         yield connection
 
 

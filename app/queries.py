@@ -4,34 +4,29 @@ Functions take an open connection and keyword-only, already-validated arguments,
 dicts shaped like the public schemas (app/schemas.py), ready to render as JSON or CSV.
 """
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, func, or_, select
+from sqlalchemy import Connection, Select, func, literal, or_, select
 
 from app.models import (
     category_table as category,
-)
-from app.models import (
     data_version_table as data_version,
-)
-from app.models import (
     indicator_table as indicator,
-)
-from app.models import (
     observation_table as observation,
-)
-from app.models import (
     region_table as region,
-)
-from app.models import (
+    revision_table as revision,
     source_table as source,
-)
-from app.models import (
     unit_table as unit,
 )
 from app.schemas import ObservationQuery
 
 parent_region = region.alias("parent_region")
+
+
+def row_dict(row: Any) -> dict[str, Any]:
+    """A result row as a dict with plain `str` keys (orjson rejects SQLAlchemy's label type)."""
+    return {str(key): value for key, value in row._mapping.items()}
 
 
 def get_data_version(connection: Connection) -> tuple[int, Any]:
@@ -207,7 +202,7 @@ def list_regions(connection: Connection) -> list[dict[str, Any]]:
         )
         .order_by(region.c.code)
     )
-    return [dict(row._mapping) for row in rows]
+    return [row_dict(row) for row in rows]
 
 
 def get_region(connection: Connection, *, code: str) -> dict[str, Any] | None:
@@ -238,7 +233,7 @@ def list_years(connection: Connection) -> list[dict[str, Any]]:
         .group_by(observation.c.year)
         .order_by(observation.c.year)
     )
-    return [dict(row._mapping) for row in rows]
+    return [row_dict(row) for row in rows]
 
 
 def _source_dict(row: Any) -> dict[str, Any]:
@@ -287,28 +282,85 @@ def get_source_text(connection: Connection, *, code: str) -> tuple[bool, str | N
 
 # --- observations -------------------------------------------------------------------------
 
-SORT_COLUMNS = {
-    "indicator": indicator.c.code,
-    "region": region.c.code,
-    "year": observation.c.year,
-    "value": observation.c.value,
-    "category": category.c.code,
-}
+
+def observation_states(
+    *, as_of: datetime | None = None, changed_after: datetime | None = None
+) -> Any:
+    """The observations as a table: published now, as they stood at `as_of`, or (with
+    `changed_after`) only those whose latest change came later, deletions included and marked.
+
+    Columns: id, indicator_id, region_id, year, value, unit_id, qualifier, source_id, quote,
+    note, revision, updated_at, deleted.
+    """
+    if as_of is None and changed_after is None:
+        return select(
+            *(observation.c[name] for name in STATE_COLUMNS),
+            observation.c.updated_at,
+            literal(False).label("deleted"),
+        ).subquery("states")
+    rank = func.row_number().over(
+        partition_by=(revision.c.indicator_id, revision.c.region_id, revision.c.year),
+        order_by=revision.c.revision.desc(),
+    )
+    latest = select(revision, rank.label("rank"))
+    if as_of is not None:
+        latest = latest.where(revision.c.recorded_at <= as_of)
+    ranked = latest.subquery("ranked")
+    states = select(
+        *(ranked.c[name] for name in STATE_COLUMNS),
+        ranked.c.recorded_at.label("updated_at"),
+        (ranked.c.action == "delete").label("deleted"),
+    ).where(ranked.c.rank == 1)
+    if changed_after is None:
+        states = states.where(ranked.c.action != "delete")
+    else:
+        states = states.where(ranked.c.recorded_at > changed_after)
+    return states.subquery("states")
+
+
+STATE_COLUMNS = (
+    "id",
+    "indicator_id",
+    "region_id",
+    "year",
+    "value",
+    "unit_id",
+    "qualifier",
+    "source_id",
+    "quote",
+    "note",
+    "revision",
+)
 TIEBREAK = ("indicator", "region", "year")
 
 
-def _order_by(sort: str) -> list[Any]:
+def _order_by(sort: str, states: Any) -> list[Any]:
+    columns = {
+        "indicator": indicator.c.code,
+        "region": region.c.code,
+        "year": states.c.year,
+        "value": states.c.value,
+        "category": category.c.code,
+    }
     keys = [key for key in sort.split(",") if key]
     named = {key.lstrip("-") for key in keys}
     keys += [key for key in TIEBREAK if key not in named]
-    return [
-        SORT_COLUMNS[key[1:]].desc() if key.startswith("-") else SORT_COLUMNS[key].asc()
-        for key in keys
-    ]
+    return [columns[key[1:]].desc() if key.startswith("-") else columns[key].asc() for key in keys]
 
 
-def _observation_filters(query: ObservationQuery) -> list[Any]:
-    conditions: list[Any] = []
+def _year_filters(states: Any, query: ObservationQuery) -> list[Any]:
+    conditions = []
+    if query.year is not None:
+        conditions.append(states.c.year == query.year)
+    if query.from_ is not None:
+        conditions.append(states.c.year >= query.from_)
+    if query.to is not None:
+        conditions.append(states.c.year <= query.to)
+    return conditions
+
+
+def _conditions(query: ObservationQuery, states: Any) -> list[Any]:
+    conditions = _year_filters(states, query)
     if query.category:
         conditions.append(category.c.code.in_(query.category))
     if query.indicator:
@@ -316,59 +368,38 @@ def _observation_filters(query: ObservationQuery) -> list[Any]:
     if query.region:
         conditions.append(region.c.code.in_(query.region))
     if query.qualifier:
-        conditions.append(observation.c.qualifier.in_([q.value for q in query.qualifier]))
-    return conditions
-
-
-def _year_filters(table: Any, query: ObservationQuery) -> list[Any]:
-    conditions = []
-    if query.year is not None:
-        conditions.append(table.c.year == query.year)
-    if query.from_ is not None:
-        conditions.append(table.c.year >= query.from_)
-    if query.to is not None:
-        conditions.append(table.c.year <= query.to)
-    return conditions
-
-
-def _observation_source() -> Any:
-    joined = (
-        observation.join(indicator, observation.c.indicator_id == indicator.c.id)
-        .join(category, indicator.c.category_id == category.c.id)
-        .join(unit, observation.c.unit_id == unit.c.id)
-        .join(region, observation.c.region_id == region.c.id)
-        .join(source, observation.c.source_id == source.c.id)
-    )
-    return joined
-
-
-def _latest_ids(query: ObservationQuery) -> Any:
-    """Ids of the N most recent years per series, ranked before any series filter applies."""
-    rank = (
-        func.row_number()
-        .over(
-            partition_by=(observation.c.indicator_id, observation.c.region_id),
-            order_by=observation.c.year.desc(),
-        )
-        .label("rank")
-    )
-    ranked = select(observation.c.id, rank).where(*_year_filters(observation, query))
-    ranked_sq = ranked.subquery("ranked")
-    return select(ranked_sq.c.id).where(ranked_sq.c.rank <= query.latest)
-
-
-def _observation_conditions(query: ObservationQuery) -> list[Any]:
-    conditions = _observation_filters(query) + _year_filters(observation, query)
+        conditions.append(states.c.qualifier.in_([q.value for q in query.qualifier]))
     if query.latest is not None:
-        conditions.append(observation.c.id.in_(_latest_ids(query)))
+        # Rank each series' years before any series filter, so filters never change them.
+        rank = (
+            func.row_number()
+            .over(
+                partition_by=(states.c.indicator_id, states.c.region_id),
+                order_by=states.c.year.desc(),
+            )
+            .label("rank")
+        )
+        ranked = select(states.c.id, rank).where(*_year_filters(states, query)).subquery()
+        conditions.append(states.c.id.in_(select(ranked.c.id).where(ranked.c.rank <= query.latest)))
     return conditions
+
+
+def _joined(states: Any) -> Any:
+    return (
+        states.join(indicator, states.c.indicator_id == indicator.c.id)
+        .join(category, indicator.c.category_id == category.c.id)
+        .join(unit, states.c.unit_id == unit.c.id)
+        .join(region, states.c.region_id == region.c.id)
+        .join(source, states.c.source_id == source.c.id)
+    )
 
 
 def list_observations(
     connection: Connection, *, query: ObservationQuery
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of observations with their labels, and the total over all pages."""
-    conditions = _observation_conditions(query)
+    states = observation_states(as_of=query.as_of, changed_after=query.updated_after)
+    conditions = _conditions(query, states)
     rows = connection.execute(
         select(
             indicator.c.code.label("indicator"),
@@ -378,19 +409,22 @@ def list_observations(
             region.c.code.label("region"),
             region.c.name_zh.label("region_name_zh"),
             region.c.name_en.label("region_name_en"),
-            observation.c.year,
-            observation.c.value,
+            states.c.year,
+            states.c.value,
             unit.c.code.label("unit"),
             unit.c.name_zh.label("unit_name_zh"),
             unit.c.name_en.label("unit_name_en"),
-            observation.c.qualifier,
-            observation.c.note,
+            states.c.qualifier,
+            states.c.note,
             source.c.code.label("source_id"),
-            observation.c.quote,
+            states.c.quote,
+            states.c.revision,
+            states.c.updated_at,
+            states.c.deleted,
         )
-        .select_from(_observation_source())
+        .select_from(_joined(states))
         .where(*conditions)
-        .order_by(*_order_by(query.sort))
+        .order_by(*_order_by(query.sort, states))
         .limit(query.limit)
         .offset(query.offset)
     ).all()
@@ -398,12 +432,13 @@ def list_observations(
         total = len(rows)  # the whole result fits on this page: no need to count
     else:
         total = connection.execute(
-            select(func.count()).select_from(_observation_source()).where(*conditions)
+            select(func.count()).select_from(_joined(states)).where(*conditions)
         ).scalar_one()
     return [_observation_dict(row) for row in rows], total
 
 
 def _observation_dict(row: Any) -> dict[str, Any]:
-    data = dict(row._mapping)
+    data = row_dict(row)
     data["source"] = {"id": data.pop("source_id"), "quote": data.pop("quote")}
+    data["deleted"] = bool(data["deleted"])
     return data

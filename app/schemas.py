@@ -5,11 +5,19 @@ Responses are rendered by `app.rendering` (orjson, exact decimals); these models
 and define the CSV columns (`csv_columns`).
 """
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, WithJsonSchema, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 
 from app.models import MeasureType, Qualifier, RegionLevel
 
@@ -136,6 +144,22 @@ class ObservationQuery(FormatQuery):
             "which years a series keeps."
         ),
         examples=[1],
+    )
+    as_of: AwareDatetime | None = Field(
+        default=None,
+        description=(
+            "Answer as the data stood at this time (ISO 8601 with a zone, e.g. "
+            "`2024-06-01T00:00:00Z`): the published vintage then, before later corrections."
+        ),
+        examples=["2024-06-01T00:00:00Z"],
+    )
+    updated_after: AwareDatetime | None = Field(
+        default=None,
+        description=(
+            "Only what was added, changed or deleted after this time; deletions come back with "
+            "`deleted: true` and their last state. Poll with the time of your last sync."
+        ),
+        examples=["2024-06-01T00:00:00Z"],
     )
     limit: int = Field(
         default=DEFAULT_PAGE_SIZE,
@@ -269,6 +293,11 @@ class Observation(BaseModel):
     )
     note: str | None = None
     source: ObservationSource
+    revision: int = Field(description="How many states this value has had.", examples=[1])
+    updated_at: datetime = Field(description="When this state was recorded.")
+    deleted: bool = Field(
+        description="True only in `updated_after` answers, for a value since deleted."
+    )
 
 
 class ListBody(BaseModel):
@@ -336,6 +365,12 @@ class ComparisonQuery(FormatQuery):
         default=[],
         description="Region codes, GB/T 2260 (repeatable or comma-separated).",
         examples=[["320400"]],
+    )
+
+    as_of: AwareDatetime | None = Field(
+        default=None,
+        description="Compare the data as it stood at this time (ISO 8601 with a zone).",
+        examples=["2024-06-01T00:00:00Z"],
     )
 
     _codes = field_validator("category", "indicator", "region")(_split_codes)

@@ -126,6 +126,8 @@ def test_values_are_exact_json_numbers(world: TestClient) -> None:
 
 def test_each_row_carries_labels_unit_and_source(world: TestClient) -> None:
     [row] = _fetch_all(world, "indicator=funds&region=320412&year=2020")
+    assert (row.pop("revision"), row.pop("deleted")) == (1, False)
+    assert row.pop("updated_at").endswith(("Z", "+00:00"))
     assert row == {
         "indicator": "funds",
         "indicator_name_zh": "资金",
