@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from app.db import EngineDep, write_transaction
@@ -134,6 +135,13 @@ def find_key(connection: Connection, token: str) -> ApiKeyInfo | None:
     return _info(row)
 
 
+# Declares the scheme in OpenAPI (the docs' Authorize button); errors are ours, not its.
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    description="An API key made with `statsapi keys create`: `Authorization: Bearer TOKEN`.",
+)
+
+
 def _bearer_token(request: Request) -> str:
     header = request.headers.get("authorization")
     if not header:
@@ -147,7 +155,11 @@ def _bearer_token(request: Request) -> str:
 def require(scope: Scope) -> Callable[..., Awaitable[ApiKeyInfo]]:
     """Dependency: the caller's key, which must be live and hold `scope` (401 or 403 if not)."""
 
-    async def dependency(request: Request, engine: EngineDep) -> ApiKeyInfo:
+    async def dependency(
+        request: Request,
+        engine: EngineDep,
+        _scheme: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    ) -> ApiKeyInfo:
         token = _bearer_token(request)
 
         def lookup() -> ApiKeyInfo | None:
@@ -171,6 +183,7 @@ def require(scope: Scope) -> Callable[..., Awaitable[ApiKeyInfo]]:
 
 
 WriteKey = Annotated[ApiKeyInfo, Depends(require(Scope.write))]
+AdminKey = Annotated[ApiKeyInfo, Depends(require(Scope.admin))]
 
 
 def touch_key(connection: Connection, key: ApiKeyInfo) -> None:

@@ -66,6 +66,28 @@ class InvalidParameterError(ProblemError):
         return cls(f"{location} parameter {name!r}: {message}", errors=[error])
 
 
+class PreconditionFailedError(ProblemError):
+    """If-Match no longer matches: someone else changed the resource first."""
+
+    status = 412
+    slug = "precondition-failed"
+
+
+class PayloadTooLargeError(ProblemError):
+    status = 413
+    slug = "payload-too-large"
+
+
+class UnsupportedMediaTypeError(ProblemError):
+    status = 415
+    slug = "unsupported-media-type"
+
+
+class ConflictError(ProblemError):
+    status = 409
+    slug = "conflict"
+
+
 class ServiceUnavailableError(ProblemError):
     status = 503
     slug = "service-unavailable"

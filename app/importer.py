@@ -12,19 +12,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, insert, select, update
+from sqlalchemy import Connection, Table, insert, select, update
 
 from app.bundle import BundleError, LoadedBundle, ObservationRecord, RecordError
 from app.models import (
     category_table,
-    data_version_table,
     indicator_table,
     region_table,
     source_table,
     unit_table,
-    utcnow,
 )
-from app.writes import Action, NewState, upsert_observations
+from app.writes import Action, NewState, bump_data_version, upsert_observations
 
 
 @dataclass
@@ -236,19 +234,6 @@ def _apply_observations(
     for obs, action in zip(observations, actions, strict=True):
         label = f"{obs.indicator}/{obs.region}/{obs.year}"
         report.rows.append(RowOutcome("observations", label, action))
-
-
-def bump_data_version(connection: Connection) -> int:
-    """Move the data version on (ETags and caches key on it); returns the new version."""
-    now = utcnow()
-    updated = connection.execute(
-        update(data_version_table)
-        .where(data_version_table.c.id == 1)
-        .values(version=data_version_table.c.version + 1, changed_at=now)
-    )
-    if updated.rowcount == 0:
-        connection.execute(insert(data_version_table).values(id=1, version=1, changed_at=now))
-    return int(connection.execute(select(func.max(data_version_table.c.version))).scalar_one())
 
 
 def apply_bundle(

@@ -401,28 +401,7 @@ def list_observations(
     states = observation_states(as_of=query.as_of, changed_after=query.updated_after)
     conditions = _conditions(query, states)
     rows = connection.execute(
-        select(
-            indicator.c.code.label("indicator"),
-            indicator.c.name_zh.label("indicator_name_zh"),
-            indicator.c.name_en.label("indicator_name_en"),
-            category.c.code.label("category"),
-            region.c.code.label("region"),
-            region.c.name_zh.label("region_name_zh"),
-            region.c.name_en.label("region_name_en"),
-            states.c.year,
-            states.c.value,
-            unit.c.code.label("unit"),
-            unit.c.name_zh.label("unit_name_zh"),
-            unit.c.name_en.label("unit_name_en"),
-            states.c.qualifier,
-            states.c.note,
-            source.c.code.label("source_id"),
-            states.c.quote,
-            states.c.revision,
-            states.c.updated_at,
-            states.c.deleted,
-        )
-        .select_from(_joined(states))
+        _observation_select(states)
         .where(*conditions)
         .order_by(*_order_by(query.sort, states))
         .limit(query.limit)
@@ -437,8 +416,83 @@ def list_observations(
     return [_observation_dict(row) for row in rows], total
 
 
+def get_observation(
+    connection: Connection, *, indicator_code: str, region_code: str, year: int
+) -> dict[str, Any] | None:
+    """One published observation with its labels, or None."""
+    states = observation_states()
+    row = connection.execute(
+        _observation_select(states).where(
+            indicator.c.code == indicator_code, region.c.code == region_code, states.c.year == year
+        )
+    ).first()
+    return _observation_dict(row) if row else None
+
+
+def _observation_select(states: Any) -> Select[Any]:
+    return select(
+        indicator.c.code.label("indicator"),
+        indicator.c.name_zh.label("indicator_name_zh"),
+        indicator.c.name_en.label("indicator_name_en"),
+        category.c.code.label("category"),
+        region.c.code.label("region"),
+        region.c.name_zh.label("region_name_zh"),
+        region.c.name_en.label("region_name_en"),
+        states.c.year,
+        states.c.value,
+        unit.c.code.label("unit"),
+        unit.c.name_zh.label("unit_name_zh"),
+        unit.c.name_en.label("unit_name_en"),
+        states.c.qualifier,
+        states.c.note,
+        source.c.code.label("source_id"),
+        states.c.quote,
+        states.c.revision,
+        states.c.updated_at,
+        states.c.deleted,
+    ).select_from(_joined(states))
+
+
 def _observation_dict(row: Any) -> dict[str, Any]:
     data = row_dict(row)
     data["source"] = {"id": data.pop("source_id"), "quote": data.pop("quote")}
     data["deleted"] = bool(data["deleted"])
     return data
+
+
+def list_revisions(
+    connection: Connection, *, indicator_code: str, region_code: str, year: int
+) -> list[dict[str, Any]]:
+    """Every state an observation has had, oldest first (deletions included)."""
+    rows = connection.execute(
+        select(
+            revision.c.revision,
+            revision.c.action,
+            revision.c.value,
+            unit.c.code.label("unit"),
+            revision.c.qualifier,
+            source.c.code.label("source_id"),
+            revision.c.quote,
+            revision.c.note,
+            revision.c.recorded_at,
+            revision.c.recorded_by,
+        )
+        .select_from(
+            revision.join(indicator, revision.c.indicator_id == indicator.c.id)
+            .join(region, revision.c.region_id == region.c.id)
+            .join(unit, revision.c.unit_id == unit.c.id)
+            .join(source, revision.c.source_id == source.c.id)
+        )
+        .where(
+            indicator.c.code == indicator_code,
+            region.c.code == region_code,
+            revision.c.year == year,
+        )
+        .order_by(revision.c.revision)
+    )
+    result = []
+    for row in rows:
+        data = row_dict(row)
+        data["source"] = {"id": data.pop("source_id"), "quote": data.pop("quote")}
+        result.append(data)
+    return result

@@ -41,6 +41,11 @@ async def run_db(engine: Engine, work: Callable[[], T]) -> T:
     return await to_thread.run_sync(work)
 
 
+async def run_write(work: Callable[[], T]) -> T:
+    """Run a write in the thread pool, on every database: a writer may wait for the lock."""
+    return await to_thread.run_sync(work)
+
+
 @dataclass
 class Fresh:
     data: Any

@@ -19,6 +19,7 @@ from pydantic import (
     field_validator,
 )
 
+from app.decimals import DecimalRangeError, parse_decimal
 from app.models import MeasureType, Qualifier, RegionLevel
 
 MAX_PAGE_SIZE = 1000
@@ -534,3 +535,84 @@ def _model_columns(model: type[BaseModel]) -> list[str]:
         else:
             columns.append(name)
     return columns
+
+
+# --- writes --------------------------------------------------------------------------------
+
+CODE_FIELD_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
+
+
+class ObservationWrite(BaseModel):
+    """The body of a PUT: one value and where it was published. Ids, revisions and times are
+    the server's to set, so they are not accepted here."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "value": 608,
+                    "qualifier": "exact",
+                    "source": "cz-tyjrswj-2023-review",
+                    "quote": "退役士兵适应性培训608人次",
+                    "note": None,
+                }
+            ]
+        },
+    )
+
+    value: Annotated[
+        Decimal,
+        WithJsonSchema(
+            {
+                "anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^-?\d+(\.\d+)?$"}],
+                "description": "Exact decimal in base units (at most 15 significant digits and "
+                "6 decimal places); a string keeps any number exact in transit.",
+            }
+        ),
+    ]
+    qualifier: Qualifier = Field(default=Qualifier.exact)
+    source: str = Field(
+        pattern=CODE_FIELD_PATTERN, max_length=100, description="Source id (`GET /sources`)."
+    )
+    quote: str = Field(
+        min_length=1, max_length=2000, description="The clause of the source stating the value."
+    )
+    note: str | None = Field(default=None, max_length=2000)
+    unit: str | None = Field(
+        default=None,
+        pattern=CODE_FIELD_PATTERN,
+        max_length=64,
+        description="Unit code, when it differs from the indicator's.",
+    )
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _exact(cls, raw: Any) -> Decimal:
+        try:
+            return parse_decimal(raw)
+        except DecimalRangeError as error:
+            raise ValueError(str(error)) from None
+
+
+class Revision(BaseModel):
+    revision: int = Field(examples=[1])
+    action: Literal["create", "update", "delete"]
+    value: ExactNumber = Field(examples=[608])
+    unit: str = Field(examples=["person_time"])
+    qualifier: Qualifier
+    source: ObservationSource
+    note: str | None
+    recorded_at: datetime
+    recorded_by: str = Field(
+        description="The API key's name, or `seed:<file>` for the seed.",
+        examples=["seed:changzhou-2023-review.yaml"],
+    )
+
+
+class RevisionList(BaseModel):
+    indicator: str
+    region: str
+    year: int
+    total: int
+    data: list[Revision]

@@ -13,7 +13,17 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, delete, func, insert, select, tuple_, update
 
-from app.models import observation_table, revision_table, utcnow
+from app.errors import InvalidParameterError, NotFoundError, PreconditionFailedError
+from app.models import (
+    data_version_table,
+    indicator_table,
+    observation_table,
+    region_table,
+    revision_table,
+    source_table,
+    unit_table,
+    utcnow,
+)
 
 Action = Literal["created", "changed", "unchanged"]
 STATE_FIELDS = ("value", "unit_id", "qualifier", "source_id", "quote", "note")
@@ -135,3 +145,105 @@ def delete_observation(connection: Connection, current: Any, *, recorded_by: str
             recorded_by=recorded_by,
         )
     )
+
+
+# --- single values (PUT and DELETE on /observations/{indicator}/{region}/{year}) ----------
+
+
+def observation_etag(revision: int) -> str:
+    """The ETag of one observation's state; revision numbers never repeat for a key."""
+    return f'"r{revision}"'
+
+
+def _etag_matches(header: str, current: Any) -> bool:
+    if header.strip() == "*":
+        return current is not None
+    if current is None:
+        return False
+    tags = {tag.strip() for tag in header.split(",")}
+    return observation_etag(current["revision"]) in tags
+
+
+def check_preconditions(current: Any, *, if_match: str | None, if_none_match: str | None) -> None:
+    """412 when If-Match names a state that is no longer current (or If-None-Match: * and the
+    value exists): two editors never silently overwrite each other."""
+    if if_match is not None and not _etag_matches(if_match, current):
+        found = observation_etag(current["revision"]) if current is not None else "no value"
+        raise PreconditionFailedError(
+            f"If-Match {if_match} does not match the current state ({found}); "
+            "GET it again, then retry with its ETag.",
+            current_etag=observation_etag(current["revision"]) if current is not None else None,
+        )
+    if if_none_match is not None and if_none_match.strip() == "*" and current is not None:
+        raise PreconditionFailedError(
+            "If-None-Match: * but a value exists already.",
+            current_etag=observation_etag(current["revision"]),
+        )
+
+
+@dataclass(frozen=True)
+class ResolvedKey:
+    key: SeriesYear
+    indicator_unit_id: int
+
+
+def resolve_key(connection: Connection, *, indicator: str, region: str, year: int) -> ResolvedKey:
+    """The ids behind a path's codes; 404 naming the unknown one."""
+    found = connection.execute(
+        select(indicator_table.c.id, indicator_table.c.unit_id).where(
+            indicator_table.c.code == indicator
+        )
+    ).first()
+    if found is None:
+        raise NotFoundError(f"no indicator with code {indicator!r}")
+    region_id = connection.execute(
+        select(region_table.c.id).where(region_table.c.code == region)
+    ).scalar()
+    if region_id is None:
+        raise NotFoundError(f"no region with code {region!r}")
+    return ResolvedKey(key=(found.id, region_id, year), indicator_unit_id=found.unit_id)
+
+
+def _code_id(connection: Connection, table: Any, code: str, field: str) -> int:
+    found = connection.execute(select(table.c.id).where(table.c.code == code)).scalar()
+    if found is None:
+        raise InvalidParameterError.for_field("body", field, f"unknown code {code!r}")
+    return int(found)
+
+
+def new_state(
+    connection: Connection,
+    resolved: ResolvedKey,
+    *,
+    value: Decimal,
+    qualifier: str,
+    source: str,
+    quote: str,
+    note: str | None,
+    unit: str | None,
+) -> NewState:
+    """The state a PUT asks for, with its codes checked (422 naming the body field)."""
+    return NewState(
+        key=resolved.key,
+        value=value,
+        unit_id=_code_id(connection, unit_table, unit, "unit")
+        if unit
+        else resolved.indicator_unit_id,
+        qualifier=qualifier,
+        source_id=_code_id(connection, source_table, source, "source"),
+        quote=quote,
+        note=note,
+    )
+
+
+def bump_data_version(connection: Connection) -> int:
+    """Move the data version on (ETags and caches key on it); returns the new version."""
+    now = utcnow()
+    updated = connection.execute(
+        update(data_version_table)
+        .where(data_version_table.c.id == 1)
+        .values(version=data_version_table.c.version + 1, changed_at=now)
+    )
+    if updated.rowcount == 0:
+        connection.execute(insert(data_version_table).values(id=1, version=1, changed_at=now))
+    return int(connection.execute(select(func.max(data_version_table.c.version))).scalar_one())

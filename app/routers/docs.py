@@ -46,3 +46,13 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
         "content": {"text/csv": {"schema": {"type": "string"}}},
     }
 }
+WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: _problem("No API key, or an unknown or revoked one (see `WWW-Authenticate`)."),
+    403: _problem("The API key lacks the scope this operation needs."),
+    404: _problem("No indicator or region with that code, or no value to delete."),
+    413: _problem("The body is over the size limit."),
+    415: _problem("The body's Content-Type is not one this operation reads."),
+}
+PRECONDITION_FAILED: dict[int | str, dict[str, Any]] = {
+    412: _problem("If-Match names a state that is no longer current: GET, merge, retry."),
+}

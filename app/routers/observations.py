@@ -1,17 +1,29 @@
-"""Observations: the yearly values, filtered, sorted and paged."""
+"""Observations: the yearly values, filtered, sorted and paged; one value read, written,
+deleted, and its history."""
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import Response
 
-from app import queries
+from app import queries, writes
+from app.auth import WriteKey, touch_key
 from app.catalog import check_codes
-from app.db import EngineDep
-from app.reads import serve_read
+from app.db import EngineDep, read_connection, write_transaction
+from app.errors import NotFoundError
+from app.reads import cache_headers, run_db, run_write, serve_read
 from app.rendering import JSONResponse, csv_response, wants_csv
-from app.routers.docs import CSV_RESPONSE
-from app.schemas import Observation, ObservationPage, ObservationQuery, csv_columns
+from app.routers.docs import CSV_RESPONSE, NOT_FOUND, PRECONDITION_FAILED, WRITE_ERRORS
+from app.schemas import (
+    MAX_YEAR,
+    MIN_YEAR,
+    Observation,
+    ObservationPage,
+    ObservationQuery,
+    ObservationWrite,
+    RevisionList,
+    csv_columns,
+)
 
 router = APIRouter(prefix="/observations", tags=["observations"])
 
@@ -63,3 +75,163 @@ async def list_observations(
     return await serve_read(
         request, engine, work, render, representation="csv" if as_csv else "json"
     )
+
+
+# --- one value ----------------------------------------------------------------------------
+
+IndicatorCode = Annotated[
+    str, Path(description="Indicator code.", examples=["adaptive_training_trainees"])
+]
+RegionCode = Annotated[str, Path(description="GB/T 2260 region code.", examples=["320400"])]
+YearPath = Annotated[int, Path(ge=MIN_YEAR, le=MAX_YEAR, description="Year.", examples=[2023])]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        description="ETag of the state you edited; 412 if someone changed it since.",
+        examples=['"r1"'],
+    ),
+]
+IfNoneMatchStar = Annotated[
+    str | None,
+    Header(description="`*`: create only; 412 if a value exists.", examples=["*"]),
+]
+VALUE_PATH = "/{indicator}/{region}/{year}"
+
+
+def _not_found(indicator: str, region: str, year: int) -> NotFoundError:
+    return NotFoundError(f"no published value for {indicator} in {region} in {year}")
+
+
+@router.get(VALUE_PATH, response_model=Observation, responses=NOT_FOUND)
+async def get_observation(
+    request: Request,
+    indicator: IndicatorCode,
+    region: RegionCode,
+    year: YearPath,
+    engine: EngineDep,
+) -> Response:
+    """Get one value, with the ETag to send as If-Match when you change it."""
+
+    def read() -> dict[str, Any] | None:
+        with read_connection(engine) as connection:
+            return queries.get_observation(
+                connection, indicator_code=indicator, region_code=region, year=year
+            )
+
+    row = await run_db(engine, read)
+    if row is None:
+        raise _not_found(indicator, region, year)
+    headers = cache_headers(writes.observation_etag(row["revision"]), row["updated_at"])
+    if request.headers.get("if-none-match") == headers["ETag"]:
+        return Response(status_code=304, headers=headers)
+    return JSONResponse(row, headers=headers)
+
+
+@router.put(
+    VALUE_PATH,
+    response_model=Observation,
+    responses={
+        201: {"description": "Created.", "model": Observation},
+        **WRITE_ERRORS,
+        **PRECONDITION_FAILED,
+    },
+)
+async def put_observation(
+    indicator: IndicatorCode,
+    region: RegionCode,
+    year: YearPath,
+    body: ObservationWrite,
+    key: WriteKey,
+    engine: EngineDep,
+    if_match: IfMatch = None,
+    if_none_match: IfNoneMatchStar = None,
+) -> Response:
+    """Create (201) or replace (200) one value; the old state stays in its history."""
+
+    def write() -> tuple[str, dict[str, Any]]:
+        with write_transaction(engine) as connection:
+            resolved = writes.resolve_key(connection, indicator=indicator, region=region, year=year)
+            current = writes.current_rows(connection, [resolved.key]).get(resolved.key)
+            writes.check_preconditions(current, if_match=if_match, if_none_match=if_none_match)
+            state = writes.new_state(
+                connection,
+                resolved,
+                value=body.value,
+                qualifier=body.qualifier.value,
+                source=body.source,
+                quote=body.quote,
+                note=body.note,
+                unit=body.unit,
+            )
+            [action] = writes.upsert_observations(connection, [state], recorded_by=key.name)
+            if action != "unchanged":
+                writes.bump_data_version(connection)
+            touch_key(connection, key)
+            row = queries.get_observation(
+                connection, indicator_code=indicator, region_code=region, year=year
+            )
+            assert row is not None
+            return action, row
+
+    action, row = await run_write(write)
+    headers = {"ETag": writes.observation_etag(row["revision"])}
+    if action == "created":
+        headers["Location"] = f"/api/v1/observations/{indicator}/{region}/{year}"
+    return JSONResponse(row, status_code=201 if action == "created" else 200, headers=headers)
+
+
+@router.delete(
+    VALUE_PATH,
+    status_code=204,
+    response_class=Response,
+    responses={**WRITE_ERRORS, **PRECONDITION_FAILED},
+)
+async def delete_observation(
+    indicator: IndicatorCode,
+    region: RegionCode,
+    year: YearPath,
+    key: WriteKey,
+    engine: EngineDep,
+    if_match: IfMatch = None,
+) -> Response:
+    """Remove a value from the published data; it stays in its history."""
+
+    def write() -> None:
+        with write_transaction(engine) as connection:
+            resolved = writes.resolve_key(connection, indicator=indicator, region=region, year=year)
+            current = writes.current_rows(connection, [resolved.key]).get(resolved.key)
+            if current is None:
+                raise _not_found(indicator, region, year)
+            writes.check_preconditions(current, if_match=if_match, if_none_match=None)
+            writes.delete_observation(connection, current, recorded_by=key.name)
+            writes.bump_data_version(connection)
+            touch_key(connection, key)
+
+    await run_write(write)
+    return Response(status_code=204)
+
+
+@router.get(VALUE_PATH + "/revisions", response_model=RevisionList, responses=NOT_FOUND)
+async def list_revisions(
+    request: Request,
+    indicator: IndicatorCode,
+    region: RegionCode,
+    year: YearPath,
+    engine: EngineDep,
+) -> Response:
+    """List every state a value has had: when, by which key, from which source."""
+
+    def work(connection, catalog):
+        if indicator not in catalog.indicators or region not in catalog.regions:
+            raise _not_found(indicator, region, year)
+        return queries.list_revisions(
+            connection, indicator_code=indicator, region_code=region, year=year
+        )
+
+    def render(rows: list[dict[str, Any]]) -> Response:
+        if not rows:
+            raise NotFoundError(f"no value was ever recorded for {indicator} in {region} in {year}")
+        body = {"indicator": indicator, "region": region, "year": year, "total": len(rows)}
+        return JSONResponse({**body, "data": rows})
+
+    return await serve_read(request, engine, work, render)
