@@ -21,7 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from app.db import EngineDep, write_transaction
-from app.errors import ProblemError
+from app.errors import ForbiddenError, UnauthorizedError
 from app.models import api_key_table, utcnow
 from app.reads import run_db
 
@@ -32,16 +32,6 @@ REALM = "statsapi"
 class Scope(StrEnum):
     write = "write"
     admin = "admin"
-
-
-class UnauthorizedError(ProblemError):
-    status = 401
-    slug = "unauthorized"
-
-
-class ForbiddenError(ProblemError):
-    status = 403
-    slug = "forbidden"
 
 
 class KeyExistsError(ValueError):

@@ -21,6 +21,8 @@ same bundle or already in the database. Unknown keys are errors, so a typo never
 a field.
 """
 
+import csv
+import io
 import json
 from dataclasses import dataclass
 from datetime import date
@@ -181,6 +183,13 @@ class LoadedBundle:
     name: str
     bundle: Bundle
     source_texts: dict[str, str]  # source code -> full text
+    observation_labels: list[str] | None = None  # "row 7" for CSV; default observations[i]
+
+    def label(self, section: str, index: int) -> str:
+        """How an error names a record: `observations[3]`, or `row 5` in a CSV file."""
+        if section == "observations" and self.observation_labels is not None:
+            return self.observation_labels[index]
+        return f"{section}[{index}]"
 
 
 class _DecimalSafeLoader(yaml.SafeLoader):
@@ -298,3 +307,80 @@ def read_bundle_file(path: Path) -> LoadedBundle:
             record = f"sources[{index}] (code={source.code})"
             raise BundleError([RecordError(name, record, "text_file", str(error))]) from None
     return LoadedBundle(name=name, bundle=bundle, source_texts=texts)
+
+
+# --- CSV: observations only, for partners who work in spreadsheets --------------------------
+
+CSV_COLUMNS = ("indicator", "region", "year", "value", "qualifier", "note", "source", "quote")
+CSV_OPTIONAL_COLUMNS = ("unit",)
+
+
+def decode_upload(data: bytes, *, name: str) -> str:
+    """UTF-8 text (a byte-order mark is dropped); any other encoding is a clear error."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        reason = "the file is UTF-16: save it as UTF-8 (in Excel: CSV UTF-8)"
+        raise BundleError([RecordError(name, "", "", reason)])
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        reason = (
+            f"the file is not UTF-8 (byte {error.start}); if it came from Excel or WPS it may be "
+            "GBK: save it as CSV UTF-8"
+        )
+        raise BundleError([RecordError(name, "", "", reason)]) from None
+
+
+def parse_csv(text: str, *, name: str) -> LoadedBundle:
+    """Observations from CSV with the columns CSV_COLUMNS (and optionally `unit`).
+
+    Records are labelled by their line in the file (`row 2` is the first after the header), so
+    a partner finds the faulty cell at once.
+    """
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = [column.strip() for column in reader.fieldnames or []]
+    missing = [column for column in CSV_COLUMNS if column not in header]
+    unknown = [c for c in header if c not in CSV_COLUMNS and c not in CSV_OPTIONAL_COLUMNS]
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append(f"missing columns {', '.join(missing)}")
+        if unknown:
+            parts.append(f"unknown columns {', '.join(unknown)}")
+        reason = "; ".join(parts) + f" (expected: {','.join(CSV_COLUMNS)})"
+        raise BundleError([RecordError(name, "row 1", "", reason)])
+    reader.fieldnames = header
+    records: list[ObservationRecord] = []
+    labels: list[str] = []
+    errors: list[RecordError] = []
+    for row in reader:
+        line = f"row {reader.line_num}"
+        if None in row:
+            errors.append(RecordError(name, line, "", "more cells than columns"))
+            continue
+        values = {key: (value if value != "" else None) for key, value in row.items()}
+        if values.get("qualifier") is None:
+            values.pop("qualifier", None)
+        try:
+            records.append(ObservationRecord.model_validate(values))
+            labels.append(line)
+        except ValidationError as error:
+            errors += [
+                RecordError(name, line, ".".join(str(p) for p in item["loc"]), item["msg"])
+                for item in error.errors()
+            ]
+    if errors:
+        raise BundleError(errors)
+    bundle = Bundle(observations=records)
+    return LoadedBundle(name=name, bundle=bundle, source_texts={}, observation_labels=labels)
+
+
+def write_csv(rows: list[dict[str, Any]]) -> str:
+    """Observations as CSV that `parse_csv` reads back (UTF-8 text; the caller adds a BOM)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(
+        buffer, fieldnames=[*CSV_COLUMNS, *CSV_OPTIONAL_COLUMNS], lineterminator="\r\n"
+    )
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: "" if value is None else value for key, value in row.items()})
+    return buffer.getvalue()

@@ -36,6 +36,15 @@ class Settings(BaseSettings):
     cache_max_age: int = Field(
         default=60, ge=0, description="Cache-Control max-age (seconds) on GET responses."
     )
+    max_import_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, description="Largest import body accepted (413 past it)."
+    )
+    max_import_rows: int = Field(
+        default=100_000, ge=1, description="Most observations one import may hold."
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest body of any other request."
+    )
     cors_origins: list[str] = Field(
         default=["*"], description="Origins allowed to read with CORS (JSON list)."
     )

@@ -85,11 +85,12 @@ def get_engine(url: str | None = None) -> Engine:
 
 
 @contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A connection inside one write transaction: committed on success, rolled back on error."""
+def write_transaction(engine: Engine, *, commit: bool = True) -> Iterator[Connection]:
+    """A connection inside one write transaction: committed on success (unless `commit` is
+    False: a dry run), rolled back on error."""
     with (
         engine.connect().execution_options(**{WRITE_OPTION: True}) as connection,
-        connection.begin(),
+        connection.begin() as transaction,
     ):
         if connection.dialect.name == "postgresql":
             # Writers take turns, as SQLite's BEGIN IMMEDIATE makes them: a read-then-write
@@ -97,6 +98,8 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             # not blocked. Writes are rare; correctness beats write concurrency here.
             connection.exec_driver_sql("LOCK TABLE data_version IN SHARE ROW EXCLUSIVE MODE")
         yield connection
+        if not commit:
+            transaction.rollback()
 
 
 @contextmanager

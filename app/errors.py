@@ -52,6 +52,16 @@ class NotFoundError(ProblemError):
     slug = "not-found"
 
 
+class UnauthorizedError(ProblemError):
+    status = 401
+    slug = "unauthorized"
+
+
+class ForbiddenError(ProblemError):
+    status = 403
+    slug = "forbidden"
+
+
 class InvalidParameterError(ProblemError):
     """A parameter that is well-formed but wrong (an unknown code, an empty range)."""
 

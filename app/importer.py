@@ -96,15 +96,14 @@ def _upsert_by_code(
             report.rows.append(RowOutcome(section, record["code"], "unchanged"))
 
 
-def _check_unique(name: str, section: str, keys: Sequence[Any]) -> list[RecordError]:
+def _check_unique(loaded: LoadedBundle, section: str, keys: Sequence[Any]) -> list[RecordError]:
     seen: dict[Any, int] = {}
     errors = []
     for index, key in enumerate(keys):
         if key in seen:
+            first = loaded.label(section, seen[key])
             errors.append(
-                RecordError(
-                    name, f"{section}[{index}]", "", f"{key} repeats {section}[{seen[key]}]"
-                )
+                RecordError(loaded.name, loaded.label(section, index), "", f"repeats {first}")
             )
         seen.setdefault(key, index)
     return errors
@@ -121,9 +120,9 @@ def _check_references(connection: Connection, loaded: LoadedBundle) -> list[Reco
         ("regions", bundle.regions),
         ("indicators", bundle.indicators),
     ):
-        errors += _check_unique(name, section, [record.code for record in records])
+        errors += _check_unique(loaded, section, [record.code for record in records])
     errors += _check_unique(
-        name,
+        loaded,
         "observations",
         [(obs.indicator, obs.region, obs.year) for obs in bundle.observations],
     )
@@ -139,7 +138,7 @@ def _check_references(connection: Connection, loaded: LoadedBundle) -> list[Reco
 
     def missing(section: str, index: int, field_name: str, code: str | None, pool: set[str]):
         if code is not None and code not in pool:
-            record = f"{section}[{index}]"
+            record = loaded.label(section, index)
             errors.append(RecordError(name, record, field_name, f"unknown code {code!r}"))
 
     for index, region in enumerate(bundle.regions):

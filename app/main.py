@@ -7,12 +7,13 @@ from fastapi_offline import FastAPIOffline
 
 from app.config import get_settings
 from app.errors import install_error_handlers
-from app.middleware import VaryMiddleware
+from app.middleware import BodySizeLimitMiddleware, VaryMiddleware
 from app.rendering import JSONResponse
 from app.routers import (
     categories,
     comparisons,
     health,
+    imports,
     indicators,
     observations,
     regions,
@@ -46,18 +47,32 @@ def create_app() -> FastAPI:
         static_url="/docs-assets",
     )
     install_error_handlers(app)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        default_limit=settings.max_body_bytes,
+        limits={f"{API_PREFIX}/imports": settings.max_import_bytes},
+    )
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(VaryMiddleware)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
-        allow_methods=["GET", "HEAD", "OPTIONS"],
+        allow_methods=["GET", "HEAD", "OPTIONS"],  # writes come from servers, not browsers
         allow_credentials=False,  # public data: a credentialed CORS request is never needed
         expose_headers=["ETag", "Last-Modified", "Link", "X-Total-Count"],
         max_age=600,
     )
     api = APIRouter(prefix=API_PREFIX, responses=COMMON_ERRORS)
-    for module in (categories, indicators, regions, years, sources, observations, comparisons):
+    for module in (
+        categories,
+        indicators,
+        regions,
+        years,
+        sources,
+        observations,
+        comparisons,
+        imports,
+    ):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)

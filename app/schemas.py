@@ -616,3 +616,23 @@ class RevisionList(BaseModel):
     year: int
     total: int
     data: list[Revision]
+
+
+class ImportRow(BaseModel):
+    section: str = Field(examples=["observations"])
+    record: str = Field(
+        description="The record's code, or indicator/region/year for an observation.",
+        examples=["adaptive_training_trainees/320400/2024"],
+    )
+    action: Literal["created", "changed", "unchanged"]
+
+
+class ImportResult(BaseModel):
+    format: Literal["csv", "bundle"]
+    dry_run: bool
+    applied: bool = Field(description="False for a dry run: the report of what would happen.")
+    summary: dict[str, dict[str, int]] = Field(
+        description="Per section: how many records were created, changed, left unchanged.",
+        examples=[{"observations": {"created": 56, "changed": 0, "unchanged": 0}}],
+    )
+    rows: list[ImportRow]
