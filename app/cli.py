@@ -1,5 +1,8 @@
-"""The `statsapi` command: migrate, seed, serve."""
+"""The `statsapi` command: migrate, seed, serve, keys, import, export."""
 
+import getpass
+import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -7,12 +10,39 @@ import typer
 import uvicorn
 
 from app import migrate as migrations
-from app.bundle import BundleError
+from app.auth import KeyExistsError, Scope, create_key, list_keys, revoke_key
+from app.bundle import (
+    BundleError,
+    LoadedBundle,
+    decode_upload,
+    parse_csv,
+    read_bundle_file,
+    write_csv,
+)
 from app.config import get_settings
-from app.db import get_engine
+from app.db import get_engine, read_connection, write_transaction
+from app.exporter import export_bundle, export_observations
+from app.importer import ImportReport, apply_bundle
+from app.rendering import UTF8_BOM, dump_json
 from app.seeding import seed_directory
 
 cli = typer.Typer(help="Changzhou veterans affairs statistics API.", no_args_is_help=True)
+keys = typer.Typer(help="API keys for the write path.", no_args_is_help=True)
+cli.add_typer(keys, name="keys")
+
+
+def _fail(error: BundleError) -> typer.Exit:
+    for item in error.errors:
+        typer.echo(f"error: {item}", err=True)
+    return typer.Exit(code=1)
+
+
+def _print_report(report: ImportReport) -> None:
+    for section, counts in report.summary().items():
+        typer.echo(
+            f"{report.bundle}: {section}: {counts['created']} created, "
+            f"{counts['changed']} changed, {counts['unchanged']} unchanged"
+        )
 
 
 @cli.command()
@@ -34,15 +64,9 @@ def seed(
     try:
         reports = seed_directory(get_engine(), folder)
     except BundleError as error:
-        for item in error.errors:
-            typer.echo(f"error: {item}", err=True)
-        raise typer.Exit(code=1) from None
+        raise _fail(error) from None
     for report in reports:
-        for section, counts in report.summary().items():
-            typer.echo(
-                f"{report.bundle}: {section}: {counts['created']} created, "
-                f"{counts['changed']} changed, {counts['unchanged']} unchanged"
-            )
+        _print_report(report)
 
 
 @cli.command()
@@ -61,6 +85,101 @@ def serve(
         server_header=False,
         access_log=False,
     )
+
+
+@keys.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Who the key is for (shown in revision history).")],
+    scope: Annotated[
+        list[Scope], typer.Option(help="write: observations; admin: also reference data.")
+    ],
+) -> None:
+    """Make a key and print its token once, alone on its line (only a hash is kept)."""
+    try:
+        token = create_key(get_engine(), name=name, scopes=set(scope))
+    except KeyExistsError:
+        typer.echo(f"error: a key named {name!r} exists already", err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo(token)
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """List keys: name, scopes, created, last used, revoked (never tokens)."""
+    for key in list_keys(get_engine()):
+        state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+        used = f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never"
+        scopes = ",".join(sorted(key.scopes))
+        typer.echo(f"{key.name}\t{scopes}\tcreated {key.created_at:%Y-%m-%d}\tused {used}\t{state}")
+
+
+@keys.command("revoke")
+def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
+    """Revoke a key: its token stops working at once."""
+    if not revoke_key(get_engine(), name=name):
+        typer.echo(f"error: no key named {name!r}", err=True)
+        raise typer.Exit(code=1)
+    typer.echo(f"revoked {name}")
+
+
+def _load(path: Path) -> LoadedBundle:
+    if path.suffix.lower() == ".csv":
+        return parse_csv(decode_upload(path.read_bytes(), name=path.name), name=path.name)
+    return read_bundle_file(path)
+
+
+@cli.command("import")
+def import_file(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or bundle.")],
+    dry_run: Annotated[bool, typer.Option(help="Check and report; write nothing.")] = False,
+    by: Annotated[str | None, typer.Option(help="Name recorded in the history.")] = None,
+) -> None:
+    """Import a CSV file or a bundle in one transaction: all of it, or nothing."""
+    try:
+        loaded = _load(path)
+        count = len(loaded.bundle.observations)
+        with (
+            typer.progressbar(length=count, label="observations", file=sys.stderr) as bar,
+            write_transaction(get_engine(), commit=not dry_run) as connection,
+        ):
+            report = apply_bundle(
+                connection,
+                loaded,
+                recorded_by=by or f"cli:{getpass.getuser()}",
+                dry_run=dry_run,
+                on_progress=bar.update,
+            )
+    except BundleError as error:
+        raise _fail(error) from None
+    _print_report(report)
+    if dry_run:
+        typer.echo("dry run: nothing was written")
+
+
+class ExportFormat(StrEnum):
+    json = "json"
+    csv = "csv"
+
+
+@cli.command("export")
+def export(
+    year: Annotated[int | None, typer.Option(help="Only this year's observations.")] = None,
+    format: Annotated[ExportFormat, typer.Option(help="json: a full bundle; csv: values.")] = (
+        ExportFormat.json
+    ),
+    output: Annotated[Path | None, typer.Option(help="File to write (default: stdout).")] = None,
+) -> None:
+    """Write what `import` reads: a complete bundle (json) or observation rows (csv)."""
+    with read_connection(get_engine()) as connection:
+        if format == ExportFormat.json:
+            data = dump_json(export_bundle(connection, year=year)) + b"\n"
+        else:
+            rows = export_observations(connection, year=year)
+            data = (UTF8_BOM + write_csv(rows)).encode("utf-8")
+    if output is None:
+        sys.stdout.buffer.write(data)
+    else:
+        output.write_bytes(data)
 
 
 def main() -> None:

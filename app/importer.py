@@ -8,7 +8,7 @@ gets a revision row holding its new state, and the data version moves when anyth
 """
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,9 @@ class ImportReport:
             }
             for section in sections
         }
+
+
+PROGRESS_CHUNK = 1000
 
 
 class _Codes:
@@ -204,6 +207,7 @@ def _apply_observations(
     observations: Sequence[ObservationRecord],
     report: ImportReport,
     recorded_by: str,
+    on_progress: Callable[[int], None] | None,
 ) -> None:
     if not observations:
         return
@@ -229,7 +233,12 @@ def _apply_observations(
                 note=obs.note,
             )
         )
-    actions = upsert_observations(connection, states, recorded_by=recorded_by)
+    actions: list[Action] = []
+    for start in range(0, len(states), PROGRESS_CHUNK):
+        chunk = states[start : start + PROGRESS_CHUNK]
+        actions += upsert_observations(connection, chunk, recorded_by=recorded_by)
+        if on_progress is not None:
+            on_progress(len(chunk))
     for obs, action in zip(observations, actions, strict=True):
         label = f"{obs.indicator}/{obs.region}/{obs.year}"
         report.rows.append(RowOutcome("observations", label, action))
@@ -241,19 +250,20 @@ def apply_bundle(
     *,
     recorded_by: str,
     dry_run: bool = False,
+    on_progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Apply a validated bundle inside the caller's write transaction.
 
     Raises BundleError (and writes nothing the caller commits) when any record is wrong. With
     `dry_run`, does the same work and reports, then leaves the transaction for the caller to
-    roll back.
+    roll back. `on_progress` is called with the number of observations done after each chunk.
     """
     errors = _check_references(connection, loaded)
     if errors:
         raise BundleError(errors)
     report = ImportReport(bundle=loaded.name, dry_run=dry_run)
     _apply_reference_data(connection, loaded, report)
-    _apply_observations(connection, loaded.bundle.observations, report, recorded_by)
+    _apply_observations(connection, loaded.bundle.observations, report, recorded_by, on_progress)
     if report.changed_anything:
         bump_data_version(connection)
     return report
