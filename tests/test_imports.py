@@ -1,0 +1,312 @@
+"""POST /api/v1/imports and the import/export commands: all or nothing, reported per row."""
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select
+
+from app.auth import Scope, create_key
+from app.models import data_version_table, observation_table, revision_table
+from tests.conftest import ClientFactory, DatabaseFactory
+from tests.factories import SYNTHETIC_SOURCE, load_document, world_document
+
+URL = "/api/v1/imports"
+HEADER = "indicator,region,year,value,qualifier,note,source,quote"
+
+
+def _csv_rows(count: int, *, year: int = 2030, bad_row: int | None = None) -> str:
+    """`count` SYNTHETIC rows for the world's indicators; data row `bad_row` (1-based) is bad."""
+    lines = [HEADER]
+    indicators = ["trained", "funds", "share"]
+    regions = ["320400", "320411", "320412"]
+    for n in range(count):
+        indicator, region = indicators[n % 3], regions[(n // 3) % 3]
+        value = "not-a-number" if bad_row == n + 1 else f"{n}.5"
+        lines.append(
+            f"{indicator},{region},{year + n // 9},{value},exact,,{SYNTHETIC_SOURCE},row {n}"
+        )
+    return "\r\n".join(lines) + "\r\n"
+
+
+@pytest.fixture
+def engine(empty_engine: Engine) -> Engine:
+    load_document(empty_engine, world_document())
+    return empty_engine
+
+
+@pytest.fixture
+def tokens(engine: Engine) -> dict[str, str]:
+    return {
+        "write": create_key(engine, name="partner", scopes={Scope.write}),
+        "admin": create_key(engine, name="bureau", scopes={Scope.admin}),
+    }
+
+
+@pytest.fixture
+def api(make_client: ClientFactory, engine: Engine) -> TestClient:
+    return make_client(engine)
+
+
+def _post(api: TestClient, token: str, body: str | bytes, content_type: str = "text/csv", **kw):  # type: ignore[no-untyped-def]
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": content_type}
+    headers.update(kw.pop("headers", {}))
+    data = body.encode("utf-8") if isinstance(body, str) else body
+    return api.post(URL, content=data, headers=headers, **kw)
+
+
+def _snapshot(engine: Engine) -> tuple[int, int, int | None]:
+    with engine.connect() as connection:
+        observations = connection.execute(
+            select(func.count()).select_from(observation_table)
+        ).scalar_one()
+        revisions = connection.execute(
+            select(func.count()).select_from(revision_table)
+        ).scalar_one()
+        version = connection.execute(select(data_version_table.c.version)).scalar()
+    return observations, revisions, version
+
+
+def test_csv_import_creates_then_reports_unchanged(api, tokens, engine) -> None:  # type: ignore[no-untyped-def]
+    body = _csv_rows(5)
+    first = _post(api, tokens["write"], body)
+    assert first.status_code == 200, first.text
+    report = first.json()
+    assert report["summary"] == {"observations": {"created": 5, "changed": 0, "unchanged": 0}}
+    assert report["rows"][0] == {
+        "record": "trained/320400/2030",
+        "section": "observations",
+        "action": "created",
+    }
+    again = _post(api, tokens["write"], body).json()
+    assert again["summary"] == {"observations": {"created": 0, "changed": 0, "unchanged": 5}}
+    value = api.get("/api/v1/observations/funds/320400/2030").json()["value"]
+    assert value == 1.5
+
+
+def test_the_40th_of_50_rows_bad_changes_nothing(api, tokens, engine) -> None:  # type: ignore[no-untyped-def]
+    before = _snapshot(engine)
+    response = _post(api, tokens["write"], _csv_rows(50, bad_row=40))
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    [error] = response.json()["errors"]
+    # data row 40 is line 41 of the file (the header is line 1)
+    assert (error["record"], error["field"]) == ("row 41", "value")
+    assert _snapshot(engine) == before
+
+
+def test_unknown_codes_are_reported_per_row_and_nothing_is_written(api, tokens, engine) -> None:  # type: ignore[no-untyped-def]
+    body = _csv_rows(3).replace("trained,320411", "trained,320481").replace("funds", "fundz")
+    before = _snapshot(engine)
+    response = _post(api, tokens["write"], body)
+    assert response.status_code == 422
+    located = {(e["record"], e["field"]) for e in response.json()["errors"]}
+    assert ("row 3", "indicator") in located
+    assert _snapshot(engine) == before
+
+
+def test_duplicate_rows_are_an_error(api, tokens, engine) -> None:  # type: ignore[no-untyped-def]
+    body = _csv_rows(2)
+    body += body.splitlines()[1] + "\r\n"
+    response = _post(api, tokens["write"], body)
+    assert response.status_code == 422
+    assert "repeats row 2" in response.json()["errors"][0]["message"]
+
+
+def test_dry_run_reports_and_writes_nothing(api, tokens, engine) -> None:  # type: ignore[no-untyped-def]
+    before = _snapshot(engine)
+    response = _post(api, tokens["write"], _csv_rows(4), params={"dry_run": "true"})
+    assert response.status_code == 200
+    assert (response.json()["applied"], response.json()["dry_run"]) == (False, True)
+    assert response.json()["summary"]["observations"]["created"] == 4
+    assert _snapshot(engine) == before
+
+
+def test_a_correction_by_import_keeps_the_old_value_in_history(api, tokens) -> None:  # type: ignore[no-untyped-def]
+    _post(api, tokens["write"], _csv_rows(1))
+    corrected = _csv_rows(1).replace(",0.5,", ",0.75,")
+    report = _post(api, tokens["write"], corrected).json()
+    assert report["summary"]["observations"]["changed"] == 1
+    history = api.get("/api/v1/observations/trained/320400/2030/revisions").json()["data"]
+    assert [(r["value"], r["recorded_by"]) for r in history] == [
+        (0.5, "partner"),
+        (0.75, "partner"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("我们".encode("gbk") * 20, "GBK"),
+        (HEADER.encode("utf-16"), "UTF-16"),
+        (b"indicator,region\r\ntrained,320400\r\n", "missing columns"),
+        (f"{HEADER},colour\r\n".encode(), "unknown columns colour"),
+    ],
+)
+def test_unreadable_files_get_a_clear_422(api, tokens, body: bytes, message: str) -> None:  # type: ignore[no-untyped-def]
+    response = _post(api, tokens["write"], body)
+    assert response.status_code == 422
+    assert message in response.json()["detail"]
+
+
+def test_csv_with_a_byte_order_mark_and_crlf_imports(api, tokens) -> None:  # type: ignore[no-untyped-def]
+    response = _post(api, tokens["write"], "\ufeff" + _csv_rows(2))
+    assert response.status_code == 200
+    assert response.json()["summary"]["observations"]["created"] == 2
+
+
+def test_bundles_defining_reference_data_need_the_admin_scope(api, tokens) -> None:  # type: ignore[no-untyped-def]
+    bundle = {
+        "units": [{"code": "household", "name_zh": "户", "name_en": "households"}],
+        "indicators": [
+            {
+                "code": "farms",
+                "category": "alpha",
+                "unit": "household",
+                "measure_type": "flow",
+                "name_zh": "示范农场",
+                "name_en": "Model farms",
+            }
+        ],
+        "observations": [
+            {
+                "indicator": "farms",
+                "region": "320412",
+                "year": 2030,
+                "value": 7,
+                "source": SYNTHETIC_SOURCE,
+                "quote": "synthetic farms",
+            }
+        ],
+    }
+    text = yaml.safe_dump(bundle, allow_unicode=True)
+    refused = _post(api, tokens["write"], text, "application/yaml")
+    assert refused.status_code == 403
+    accepted = _post(api, tokens["admin"], text, "application/yaml")
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["summary"]["indicators"]["created"] == 1
+    assert api.get("/api/v1/observations/farms/320412/2030").json()["unit"] == "household"
+
+
+def test_uploaded_bundles_may_not_name_files_on_the_server(api, tokens) -> None:  # type: ignore[no-untyped-def]
+    source = {
+        "code": "sneaky",
+        "title_zh": "x",
+        "title_en": "x",
+        "publisher_zh": "x",
+        "publisher_en": "x",
+        "published_on": "2024-01-01",
+        "year_covered": 2023,
+        "text_file": "/etc/passwd",
+    }
+    response = _post(api, tokens["admin"], json.dumps({"sources": [source]}), "application/json")
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "text_file"
+
+
+def test_idempotency_key_replays_the_first_answer(api, tokens, engine) -> None:  # type: ignore[no-untyped-def]
+    headers = {"Idempotency-Key": "upload-1"}
+    first = _post(api, tokens["write"], _csv_rows(3), headers=headers)
+    after_first = _snapshot(engine)
+    retry = _post(api, tokens["write"], _csv_rows(3), headers=headers)
+    assert retry.status_code == 200
+    assert retry.json() == first.json()  # "created", as the first time, not "unchanged"
+    assert _snapshot(engine) == after_first
+    other = _post(api, tokens["write"], _csv_rows(4), headers=headers)
+    assert other.status_code == 422
+    assert other.json()["errors"][0]["field"] == "Idempotency-Key"
+
+
+def test_over_the_size_limit_is_413_problem(api, tokens) -> None:  # type: ignore[no-untyped-def]
+    response = _post(api, tokens["write"], b"x" * (11 * 1024 * 1024))
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_unsupported_content_type_is_415(api, tokens) -> None:  # type: ignore[no-untyped-def]
+    response = _post(api, tokens["write"], "hello", "text/plain")
+    assert response.status_code == 415
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("token", [None, "wrong-token"])
+def test_imports_need_a_valid_key(api, token: str | None) -> None:  # type: ignore[no-untyped-def]
+    headers = {"Content-Type": "text/csv"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    response = api.post(URL, content=_csv_rows(1).encode(), headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+# --- the command line ----------------------------------------------------------------------
+
+
+def _statsapi(*args: str, url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DATABASE_URL": url},
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def seeded_url(databases: DatabaseFactory) -> Iterator[str]:
+    yield databases.fresh("seeded")
+
+
+def test_export_then_import_into_an_empty_database_reproduces_everything(
+    databases: DatabaseFactory, seeded_url: str, tmp_path: Path
+) -> None:
+    exported = tmp_path / "export.json"
+    assert _statsapi("export", "--output", str(exported), url=seeded_url).returncode == 0
+    empty_url = databases.fresh("empty")
+    imported = _statsapi("import", str(exported), url=empty_url)
+    assert imported.returncode == 0, imported.stderr
+    again = tmp_path / "again.json"
+    assert _statsapi("export", "--output", str(again), url=empty_url).returncode == 0
+    assert again.read_bytes() == exported.read_bytes()
+    observations = json.loads(exported.read_text(), parse_float=Decimal)["observations"]
+    assert observations and all(isinstance(o["value"], int | Decimal) for o in observations)
+
+
+def test_csv_export_reimports_as_unchanged(seeded_url: str, tmp_path: Path) -> None:
+    exported = tmp_path / "export.csv"
+    assert (
+        _statsapi("export", "--format", "csv", "--output", str(exported), url=seeded_url).returncode
+        == 0
+    )
+    assert exported.read_bytes().startswith("\ufeff".encode())
+    result = _statsapi("import", str(exported), url=seeded_url)
+    assert result.returncode == 0, result.stderr
+    assert " 0 created, 0 changed" in result.stdout
+
+
+def test_cli_import_of_a_bad_file_exits_1_naming_the_row(seeded_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(HEADER + "\r\nnope,320400,2030,1,exact,,cz-tyjrswj-2023-review,q\r\n")
+    result = _statsapi("import", str(path), url=seeded_url)
+    assert result.returncode == 1
+    assert "bad.csv: row 2: indicator: unknown code 'nope'" in result.stderr
+
+
+def test_keys_create_prints_the_token_alone_and_stores_only_its_hash(seeded_url: str) -> None:
+    created = _statsapi("keys", "create", "--name", "bureau", "--scope", "write", url=seeded_url)
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip()
+    assert created.stdout == token + "\n" and len(token) >= 43
+    listed = _statsapi("keys", "list", url=seeded_url)
+    assert listed.stdout.startswith("bureau\twrite\t") and token not in listed.stdout
+    assert _statsapi("keys", "revoke", "bureau", url=seeded_url).returncode == 0
+    assert "revoked" in _statsapi("keys", "list", url=seeded_url).stdout
+    assert _statsapi("keys", "revoke", "nobody", url=seeded_url).returncode == 1
