@@ -40,6 +40,8 @@ def _timestamp() -> Column[datetime]:
 
 
 class MeasureType(StrEnum):
+    """What kind of quantity an indicator is: flow, stock, rate or ratio."""
+
     flow = "flow"  # counted within the year (people trained in 2023)
     stock = "stock"  # a level at year end (cards issued so far)
     rate = "rate"  # a percentage (share of officers placed)
@@ -47,6 +49,8 @@ class MeasureType(StrEnum):
 
 
 class Qualifier(StrEnum):
+    """How the published text states a value: exactly, as a floor, nearly, or as a ceiling."""
+
     exact = "exact"  # 608人次, 达到96.6%
     at_least = "at_least"  # 余, 多, 超, 超过, +
     approximate = "approximate"  # 近, 约
@@ -54,6 +58,8 @@ class Qualifier(StrEnum):
 
 
 class RegionLevel(StrEnum):
+    """The administrative level of a region."""
+
     prefecture = "prefecture"  # 地级市: 常州市
     district = "district"  # 市辖区
     county_city = "county_city"  # 县级市: 溧阳市

@@ -71,7 +71,7 @@ class _Query(BaseModel):
 
 
 class FormatQuery(_Query):
-    format: Format | None = Field(default=None, description=FORMAT_DESCRIPTION)
+    format: Format | None = Field(default=None, description=FORMAT_DESCRIPTION, examples=["csv"])
 
 
 class IndicatorQuery(FormatQuery):
@@ -92,7 +92,9 @@ class IndicatorQuery(FormatQuery):
         description="Only indicators with data in these regions (GB/T 2260 codes).",
         examples=[["320411"]],
     )
-    year: Year | None = Field(default=None, description="Only indicators with data in this year.")
+    year: Year | None = Field(
+        default=None, description="Only indicators with data in this year.", examples=[2023]
+    )
 
     _codes = field_validator("category", "region")(_split_codes)
 
@@ -119,11 +121,17 @@ class ObservationQuery(FormatQuery):
         description="Region codes, GB/T 2260 (repeatable or comma-separated).",
         examples=[["320400"]],
     )
-    year: Year | None = Field(default=None, description="Exactly this year.")
-    from_: Year | None = Field(default=None, alias="from", description="From this year on.")
-    to: Year | None = Field(default=None, description="Up to and including this year.")
+    year: Year | None = Field(default=None, description="Exactly this year.", examples=[2023])
+    from_: Year | None = Field(
+        default=None, alias="from", description="From this year on.", examples=[2020]
+    )
+    to: Year | None = Field(
+        default=None, description="Up to and including this year.", examples=[2023]
+    )
     qualifier: list[Qualifier] = Field(
-        default=[], description="Only values with these qualifiers (repeatable)."
+        default=[],
+        description="Only values with these qualifiers (repeatable).",
+        examples=[["at_least"]],
     )
     sort: str = Field(
         default="indicator,region,year",
@@ -167,9 +175,14 @@ class ObservationQuery(FormatQuery):
         ge=1,
         le=MAX_PAGE_SIZE,
         description=f"Page size (at most {MAX_PAGE_SIZE}).",
+        examples=[100],
     )
     offset: int = Field(
-        default=0, ge=0, le=MAX_OFFSET, description="Rows to skip; follow `next` instead."
+        default=0,
+        ge=0,
+        le=MAX_OFFSET,
+        description="Rows to skip; follow `next` instead.",
+        examples=[0],
     )
 
     @field_validator("category", "indicator", "region")
@@ -181,12 +194,16 @@ class ObservationQuery(FormatQuery):
 
 
 class Unit(BaseModel):
+    """A unit of measure, with its Chinese and English labels."""
+
     code: str = Field(examples=["person_time"])
     name_zh: str = Field(examples=["人次"])
     name_en: str = Field(examples=["person-times"])
 
 
 class Indicator(BaseModel):
+    """A named measure with a unit, in one category."""
+
     code: str = Field(examples=["adaptive_training_trainees"])
     category: str = Field(examples=["employment_entrepreneurship"])
     name_zh: str = Field(examples=["退役士兵适应性培训人次"])
@@ -201,18 +218,24 @@ class Indicator(BaseModel):
 
 
 class RegionRef(BaseModel):
+    """A region's code and labels."""
+
     code: str = Field(examples=["320411"])
     name_zh: str = Field(examples=["新北区"])
     name_en: str = Field(examples=["Xinbei District"])
 
 
 class IndicatorDetail(Indicator):
+    """An indicator, with the years and regions that have data."""
+
     years: list[int] = Field(description="Years with data, ascending.", examples=[[2023]])
     regions: list[RegionRef] = Field(description="Regions with data, by code.")
     observation_count: int
 
 
 class Category(BaseModel):
+    """A section of the annual review."""
+
     code: str = Field(examples=["employment_entrepreneurship"])
     name_zh: str = Field(examples=["退役军人力量不断汇聚"])
     name_en: str = Field(examples=["Employment, training and entrepreneurship"])
@@ -223,10 +246,14 @@ class Category(BaseModel):
 
 
 class CategoryDetail(Category):
+    """A category with its indicators, in display order."""
+
     indicators: list[Indicator]
 
 
 class Region(BaseModel):
+    """An administrative division (GB/T 2260)."""
+
     code: str = Field(description="GB/T 2260 division code.", examples=["320411"])
     name_zh: str = Field(examples=["新北区"])
     name_en: str = Field(examples=["Xinbei District"])
@@ -236,16 +263,22 @@ class Region(BaseModel):
 
 
 class RegionDetail(Region):
+    """A region with its child regions and the years that have data there."""
+
     children: list[RegionRef]
     years: list[int] = Field(description="Years with data in this region.", examples=[[2023]])
 
 
 class YearSummary(BaseModel):
+    """A year that has data, and how many observations it has."""
+
     year: int = Field(examples=[2023])
     observation_count: int
 
 
 class Source(BaseModel):
+    """A published document that figures are quoted from."""
+
     id: str = Field(examples=["cz-tyjrswj-2023-review"])
     title_zh: str = Field(examples=["年度盘点 | 2023,常州退役军人工作这一年"])
     title_en: str
@@ -264,6 +297,8 @@ class Source(BaseModel):
 
 
 class ObservationSource(BaseModel):
+    """Where a value was published: the source and the clause that states it."""
+
     id: str = Field(examples=["cz-tyjrswj-2023-review"])
     quote: str = Field(
         description="The clause of the source text that states the figure, verbatim.",
@@ -272,6 +307,8 @@ class ObservationSource(BaseModel):
 
 
 class Observation(BaseModel):
+    """One yearly value of an indicator in a region, labelled and sourced."""
+
     indicator: str = Field(examples=["adaptive_training_trainees"])
     indicator_name_zh: str = Field(examples=["退役士兵适应性培训人次"])
     indicator_name_en: str = Field(
@@ -302,30 +339,44 @@ class Observation(BaseModel):
 
 
 class ListBody(BaseModel):
+    """A list with its length."""
+
     total: int = Field(description="Number of items.")
 
 
 class CategoryList(ListBody):
+    """Every category, in review order."""
+
     data: list[Category]
 
 
 class IndicatorList(ListBody):
+    """The indicators matching the filters, in display order."""
+
     data: list[Indicator]
 
 
 class RegionList(ListBody):
+    """Every region, by code."""
+
     data: list[Region]
 
 
 class YearList(ListBody):
+    """Every year with data, ascending."""
+
     data: list[YearSummary]
 
 
 class SourceList(ListBody):
+    """Every source, by publication date."""
+
     data: list[Source]
 
 
 class ObservationPage(BaseModel):
+    """One page of observations; follow `next` to the end."""
+
     data: list[Observation]
     total: int = Field(description="Rows matching the filters, over all pages.")
     limit: int
@@ -348,9 +399,11 @@ NullableNumber = Annotated[
 
 
 class ComparisonQuery(FormatQuery):
-    year: Year = Field(description="The year to compare.")
+    year: Year = Field(description="The year to compare.", examples=[2023])
     base_year: Year | None = Field(
-        default=None, description="The earlier year to compare with (default: `year` - 1)."
+        default=None,
+        description="The earlier year to compare with (default: `year` - 1).",
+        examples=[2022],
     )
     category: list[str] = Field(
         default=[],
@@ -384,9 +437,11 @@ class ComparisonQuery(FormatQuery):
 
 
 class SummaryQuery(FormatQuery):
-    year: Year = Field(description="The year to compare.")
+    year: Year = Field(description="The year to compare.", examples=[2023])
     base_year: Year | None = Field(
-        default=None, description="The earlier year to compare with (default: `year` - 1)."
+        default=None,
+        description="The earlier year to compare with (default: `year` - 1).",
+        examples=[2022],
     )
     category: list[str] = Field(
         default=[],
@@ -408,14 +463,20 @@ class SeriesQuery(FormatQuery):
         description="Region codes (default: every region with data).",
         examples=[["320400"]],
     )
-    from_: Year | None = Field(default=None, alias="from", description="From this year on.")
-    to: Year | None = Field(default=None, description="Up to and including this year.")
+    from_: Year | None = Field(
+        default=None, alias="from", description="From this year on.", examples=[2020]
+    )
+    to: Year | None = Field(
+        default=None, description="Up to and including this year.", examples=[2023]
+    )
 
     _codes = field_validator("region")(_split_codes)
     _to = field_validator("to")(_to_not_before_from)
 
 
 class ChangeFields(BaseModel):
+    """How a value moved from its base value (the rules: app/comparisons.py)."""
+
     change: NullableNumber = Field(
         description="value - base_value in the indicator's unit (percentage points for rates)."
     )
@@ -440,6 +501,8 @@ class ChangeFields(BaseModel):
 
 
 class Comparison(ChangeFields):
+    """An indicator in a region compared between `year` and `base_year`."""
+
     indicator: str = Field(examples=["adaptive_training_trainees"])
     indicator_name_zh: str
     indicator_name_en: str
@@ -460,6 +523,8 @@ class Comparison(ChangeFields):
 
 
 class ComparisonList(BaseModel):
+    """Every indicator x region with a value in either year, compared."""
+
     year: int
     base_year: int
     total: int
@@ -467,6 +532,8 @@ class ComparisonList(BaseModel):
 
 
 class CategoryTile(BaseModel):
+    """How the indicators of one category moved: the counts a headline tile shows."""
+
     category: str = Field(examples=["employment_entrepreneurship"])
     name_zh: str
     name_en: str
@@ -479,6 +546,8 @@ class CategoryTile(BaseModel):
 
 
 class ComparisonSummary(BaseModel):
+    """Per category, how many indicator x region pairs went up, down, flat or unknown."""
+
     year: int
     base_year: int
     total: int
@@ -486,6 +555,8 @@ class ComparisonSummary(BaseModel):
 
 
 class SeriesPoint(ChangeFields):
+    """One year of a series, with its change from the previous year with data."""
+
     year: int = Field(examples=[2023])
     value: ExactNumber = Field(examples=[608])
     qualifier: Qualifier
@@ -494,6 +565,8 @@ class SeriesPoint(ChangeFields):
 
 
 class RegionSeries(BaseModel):
+    """An indicator's yearly values in one region, and the growth rate over the span."""
+
     region: str = Field(examples=["320400"])
     region_name_zh: str
     region_name_en: str
@@ -510,6 +583,8 @@ class RegionSeries(BaseModel):
 
 
 class IndicatorSeries(BaseModel):
+    """An indicator and its series, one per region with data."""
+
     indicator: Indicator
     series: list[RegionSeries]
 
@@ -596,6 +671,8 @@ class ObservationWrite(BaseModel):
 
 
 class Revision(BaseModel):
+    """One state an observation has had."""
+
     revision: int = Field(examples=[1])
     action: Literal["create", "update", "delete"]
     value: ExactNumber = Field(examples=[608])
@@ -611,6 +688,8 @@ class Revision(BaseModel):
 
 
 class RevisionList(BaseModel):
+    """Every state an observation has had, oldest first."""
+
     indicator: str
     region: str
     year: int
@@ -619,6 +698,8 @@ class RevisionList(BaseModel):
 
 
 class ImportRow(BaseModel):
+    """What an import did to one record."""
+
     section: str = Field(examples=["observations"])
     record: str = Field(
         description="The record's code, or indicator/region/year for an observation.",
@@ -628,6 +709,8 @@ class ImportRow(BaseModel):
 
 
 class ImportResult(BaseModel):
+    """What an import did (or, for a dry run, would do) to each record."""
+
     format: Literal["csv", "bundle"]
     dry_run: bool
     applied: bool = Field(description="False for a dry run: the report of what would happen.")

@@ -8,6 +8,8 @@ from app.errors import PROBLEM_MEDIA_TYPE
 
 
 class FieldError(BaseModel):
+    """One fault in a request, naming the parameter or field."""
+
     field: str = Field(description="The parameter or body field at fault.", examples=["region"])
     in_: str = Field(alias="in", description="query, path, header or body.", examples=["query"])
     message: str = Field(examples=["unknown code '320499'"])

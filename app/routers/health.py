@@ -13,10 +13,14 @@ router = APIRouter(tags=["health"])
 
 
 class Liveness(BaseModel):
+    """The process answers."""
+
     status: str = "ok"
 
 
 class Readiness(BaseModel):
+    """The database answers and its schema is at the migration head."""
+
     status: str = "ready"
     schema_revision: str
 

@@ -92,7 +92,10 @@ async def import_file(
     key: WriteKey,
     engine: EngineDep,
     dry_run: Annotated[
-        bool, Query(description="Validate and report what would change, writing nothing.")
+        bool,
+        Query(
+            description="Validate and report what would change, writing nothing.", examples=[True]
+        ),
     ] = False,
     idempotency_key: Annotated[
         str | None,
