@@ -28,7 +28,7 @@ class Problem(BaseModel):
     )
 
 
-def _problem(description: str) -> dict[str, Any]:
+def problem(description: str) -> dict[str, Any]:
     return {
         "description": description,
         "model": Problem,
@@ -38,10 +38,10 @@ def _problem(description: str) -> dict[str, Any]:
 
 COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
     304: {"description": "Not Modified: the `If-None-Match` ETag is current."},
-    422: _problem("A parameter is invalid: an unknown code, a bad year or range, a limit too big."),
-    503: _problem("The database is unavailable or busy; retry after `Retry-After` seconds."),
+    422: problem("A parameter is invalid: an unknown code, a bad year or range, a limit too big."),
+    503: problem("The database is unavailable or busy; retry after `Retry-After` seconds."),
 }
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _problem("No resource with that code.")}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: problem("No resource with that code.")}
 CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "JSON by default; CSV with `format=csv` or `Accept: text/csv`.",
@@ -49,12 +49,12 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
     }
 }
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: _problem("No API key, or an unknown or revoked one (see `WWW-Authenticate`)."),
-    403: _problem("The API key lacks the scope this operation needs."),
-    404: _problem("No indicator or region with that code, or no value to delete."),
-    413: _problem("The body is over the size limit."),
-    415: _problem("The body's Content-Type is not one this operation reads."),
+    401: problem("No API key, or an unknown or revoked one (see `WWW-Authenticate`)."),
+    403: problem("The API key lacks the scope this operation needs."),
+    404: problem("No indicator or region with that code, or no value to delete."),
+    413: problem("The body is over the size limit."),
+    415: problem("The body's Content-Type is not one this operation reads."),
 }
 PRECONDITION_FAILED: dict[int | str, dict[str, Any]] = {
-    412: _problem("If-Match names a state that is no longer current: GET, merge, retry."),
+    412: problem("If-Match names a state that is no longer current: GET, merge, retry."),
 }

@@ -14,7 +14,7 @@ from app.errors import ForbiddenError, InvalidParameterError, UnsupportedMediaTy
 from app.importer import ImportReport, apply_bundle
 from app.reads import run_write
 from app.rendering import dump_json
-from app.routers.docs import WRITE_ERRORS
+from app.routers.docs import WRITE_ERRORS, problem
 from app.schemas import ImportResult
 
 router = APIRouter(prefix="/imports", tags=["imports"])
@@ -85,7 +85,10 @@ def _bundle_problem(error: BundleError) -> InvalidParameterError:
     "",
     response_model=ImportResult,
     openapi_extra={"requestBody": IMPORT_BODY},
-    responses={**WRITE_ERRORS, 422: {"description": "The file has errors; nothing was written."}},
+    responses={
+        **WRITE_ERRORS,
+        422: problem("The file has errors, each named; nothing was written."),
+    },
 )
 async def import_file(
     request: Request,
