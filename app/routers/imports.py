@@ -87,7 +87,7 @@ def _bundle_problem(error: BundleError) -> InvalidParameterError:
     openapi_extra={"requestBody": IMPORT_BODY},
     responses={
         **WRITE_ERRORS,
-        422: problem("The file has errors, each named; nothing was written."),
+        422: problem("The file has errors; none was written."),
     },
 )
 async def import_file(
