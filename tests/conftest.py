@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
 
 from app.config import PROJECT_ROOT
@@ -127,6 +127,21 @@ def shared_seeded_engine(databases: DatabaseFactory) -> Iterator[Engine]:
 
 
 ClientFactory = Callable[[Engine], TestClient]
+
+
+def count_statements(engine: Engine, call: Callable[[], object]) -> int:
+    """How many SQL statements `call` runs on `engine` (transaction control not counted)."""
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        call()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return len([s for s in statements if not s.startswith(("BEGIN", "PRAGMA", "LOCK"))])
 
 
 @pytest.fixture

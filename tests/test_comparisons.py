@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from app.comparisons import Value, cagr_pct, compare
+from tests.conftest import count_statements
 from tests.factories import SYNTHETIC_SOURCE, load_document, world_document
 
 API = "/api/v1"
@@ -273,3 +274,20 @@ def test_cagr_needs_exact_positive_endpoints() -> None:
         cagr_pct(start, (2022, Value(Decimal("0"), "exact", "yuan")))[1] == "non_positive_endpoint"
     )
     assert cagr_pct(start, (2020, Value(Decimal("5"), "exact", "yuan")))[1] == "single_year"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "comparisons?year=2023",
+        "comparisons/summary?year=2023",
+        "indicators/long/series",
+        "comparisons?year=2023&as_of=2100-01-01T00:00:00Z",
+    ],
+)
+def test_comparisons_run_a_bounded_number_of_statements(
+    cases: TestClient, cases_engine: Engine, path: str
+) -> None:
+    cases.get(f"{API}/{path}")  # warm the code catalog
+    # data version, then one statement for the rows (+ categories or the indicator)
+    assert count_statements(cases_engine, lambda: cases.get(f"{API}/{path}")) <= 3

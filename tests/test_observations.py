@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 
+from tests.conftest import count_statements
 from tests.factories import load_document, world_document
 
 URL = "/api/v1/observations"
@@ -235,20 +236,6 @@ def test_too_many_codes_in_one_filter_is_422(world: TestClient) -> None:
     assert response.json()["errors"][0]["field"] == "indicator"
 
 
-def _count_statements(engine: Engine, call) -> int:  # type: ignore[no-untyped-def]
-    statements: list[str] = []
-
-    def record(*args: Any) -> None:
-        statements.append(args[2])
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        call()
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-    return len([s for s in statements if not s.startswith(("BEGIN", "PRAGMA"))])
-
-
 @pytest.mark.parametrize(
     "path", [URL, "/api/v1/indicators", "/api/v1/categories", "/api/v1/regions"]
 )
@@ -256,10 +243,10 @@ def test_statement_count_is_bounded_whatever_the_page_size(
     world: TestClient, world_engine: Engine, path: str
 ) -> None:
     world.get(path)  # warm the code catalog
-    small = _count_statements(
+    small = count_statements(
         world_engine, lambda: world.get(f"{path}?limit=2" if path == URL else path)
     )
-    large = _count_statements(
+    large = count_statements(
         world_engine, lambda: world.get(f"{path}?limit=1000" if path == URL else path)
     )
     # data version + rows (+ a count when the page is not the whole result): never per row
