@@ -20,6 +20,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from app import ratelimit
+from app.config import get_settings
 from app.db import EngineDep, write_transaction
 from app.errors import ForbiddenError, UnauthorizedError
 from app.models import api_key_table, utcnow
@@ -159,6 +161,7 @@ def require(scope: Scope) -> Callable[..., Awaitable[ApiKeyInfo]]:
         key = await run_db(engine, lookup)
         if key is None or key.revoked_at is not None:
             raise _unauthorized("The API key is unknown or revoked.", "invalid_token")
+        ratelimit.check(get_settings().write_rate_limit, bucket="write", who=key.name)
         if not key.allows(scope):
             raise ForbiddenError(
                 f"The key {key.name!r} lacks the {scope.value!r} scope.",

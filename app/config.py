@@ -45,6 +45,15 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Largest body of any other request."
     )
+    write_rate_limit: str | None = Field(
+        default="120/minute", description="Writes per API key, e.g. 120/minute; empty: none."
+    )
+    read_rate_limit: str | None = Field(
+        default=None, description="Reads per client address, e.g. 600/minute; default: none."
+    )
+    rate_limit_storage: str = Field(
+        default="memory://", description="memory:// (per worker) or redis://host:port (shared)."
+    )
     cors_origins: list[str] = Field(
         default=["*"], description="Origins allowed to read with CORS (JSON list)."
     )

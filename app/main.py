@@ -1,6 +1,6 @@
 """The application: middleware, routers and error handlers, assembled in `create_app`."""
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi_offline import FastAPIOffline
@@ -8,6 +8,7 @@ from fastapi_offline import FastAPIOffline
 from app.config import get_settings
 from app.errors import install_error_handlers
 from app.middleware import BodySizeLimitMiddleware, VaryMiddleware
+from app.ratelimit import limit_reads
 from app.rendering import JSONResponse
 from app.routers import (
     categories,
@@ -62,7 +63,7 @@ def create_app() -> FastAPI:
         expose_headers=["ETag", "Last-Modified", "Link", "X-Total-Count"],
         max_age=600,
     )
-    api = APIRouter(prefix=API_PREFIX, responses=COMMON_ERRORS)
+    api = APIRouter(prefix=API_PREFIX, responses=COMMON_ERRORS, dependencies=[Depends(limit_reads)])
     for module in (
         categories,
         indicators,

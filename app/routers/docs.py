@@ -39,6 +39,7 @@ def problem(description: str) -> dict[str, Any]:
 COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
     304: {"description": "Not Modified: the `If-None-Match` ETag is current."},
     422: problem("A parameter is invalid: an unknown code, a bad year or range, a limit too big."),
+    429: problem("Over the rate limit (when one is set): retry after `Retry-After` seconds."),
     503: problem("The database is unavailable or busy; retry after `Retry-After` seconds."),
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: problem("No resource with that code.")}

@@ -1,0 +1,59 @@
+"""Rate limits: writes per API key (on by default), reads per client address (off by default).
+
+Limits are strings such as "120/minute" (the `limits` library's notation). Counters live in
+`STATSAPI_RATE_LIMIT_STORAGE`: `memory://` keeps them per worker process (so N workers allow N
+times the limit), `redis://host:6379` shares them between workers and servers.
+"""
+
+import math
+import time
+from functools import lru_cache
+
+from fastapi import Request
+from limits import RateLimitItem, parse
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from app.config import get_settings
+from app.errors import ProblemError
+
+
+class TooManyRequestsError(ProblemError):
+    status = 429
+    slug = "too-many-requests"
+
+
+@lru_cache
+def _limiter() -> MovingWindowRateLimiter:
+    return MovingWindowRateLimiter(storage_from_string(get_settings().rate_limit_storage))
+
+
+@lru_cache
+def _item(limit: str) -> RateLimitItem:
+    return parse(limit)
+
+
+def check(limit: str | None, *, bucket: str, who: str) -> None:
+    """Count one request for `who`; 429 with Retry-After when over `limit` (None: no limit)."""
+    if not limit:
+        return
+    item = _item(limit)
+    if _limiter().hit(item, bucket, who):
+        return
+    stats = _limiter().get_window_stats(item, bucket, who)
+    retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+    raise TooManyRequestsError(
+        f"More than {limit} {bucket} requests; retry in {retry_after} s.",
+        headers={
+            "Retry-After": str(retry_after),
+            "RateLimit-Policy": f"{item.amount};w={item.get_expiry()}",
+            "RateLimit": f"limit={item.amount}, remaining=0, reset={retry_after}",
+        },
+    )
+
+
+async def limit_reads(request: Request) -> None:
+    """Dependency for the API's routes: counts GETs per client address when a limit is set."""
+    limit = get_settings().read_rate_limit
+    if limit and request.method in ("GET", "HEAD"):
+        check(limit, bucket="read", who=request.client.host if request.client else "unknown")
