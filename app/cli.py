@@ -1,7 +1,9 @@
 """The `statsapi` command: migrate, seed, serve, keys, import, export."""
 
 import getpass
+import os
 import sys
+import tempfile
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -76,6 +78,9 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Serve the API with uvicorn."""
+    if workers > 1:
+        # Each worker counts its own requests; Prometheus' multiprocess mode sums them.
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="statsapi-"))
     uvicorn.run(
         "app.main:app",
         host=host,

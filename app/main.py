@@ -8,6 +8,12 @@ from fastapi_offline import FastAPIOffline
 from app.config import get_settings
 from app.errors import install_error_handlers
 from app.middleware import BodySizeLimitMiddleware, VaryMiddleware
+from app.observability import (
+    REQUEST_ID_HEADER,
+    AccessLogMiddleware,
+    configure_logging,
+    request_id_middleware,
+)
 from app.ratelimit import limit_reads
 from app.rendering import JSONResponse
 from app.routers import (
@@ -40,6 +46,7 @@ The contract under `/api/v1` is versioned: paths, parameters and field names sta
 
 def create_app() -> FastAPI:
     settings = get_settings()
+    configure_logging()
     app = FastAPIOffline(
         title="Changzhou Veterans Affairs Statistics API",
         version="1.0.0",
@@ -60,9 +67,11 @@ def create_app() -> FastAPI:
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "HEAD", "OPTIONS"],  # writes come from servers, not browsers
         allow_credentials=False,  # public data: a credentialed CORS request is never needed
-        expose_headers=["ETag", "Last-Modified", "Link", "X-Total-Count"],
+        expose_headers=["ETag", "Last-Modified", "Link", "X-Total-Count", REQUEST_ID_HEADER],
         max_age=600,
     )
+    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(request_id_middleware)
     api = APIRouter(prefix=API_PREFIX, responses=COMMON_ERRORS, dependencies=[Depends(limit_reads)])
     for module in (
         categories,

@@ -1,6 +1,7 @@
-"""Liveness and readiness, for load balancers and container health checks."""
+"""Liveness, readiness and metrics: for load balancers, container health checks, Prometheus."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -8,6 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app import migrate
 from app.db import EngineDep
 from app.errors import ServiceUnavailableError
+from app.observability import metrics
 
 router = APIRouter(tags=["health"])
 
@@ -54,3 +56,14 @@ def readyz(engine: EngineDep) -> Readiness:
     if current != head:
         raise _not_ready(f"schema at {current or 'nothing'}, expected {head}: run statsapi migrate")
     return Readiness(schema_revision=head or "")
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format."}},
+)
+async def get_metrics(request: Request) -> Response:
+    """Request counts and latencies per route, and database errors (Prometheus text format)."""
+    return await metrics(request)
