@@ -30,7 +30,11 @@ def normalize(value: Decimal) -> Decimal:
 
 
 def parse_decimal(raw: Any) -> Decimal:
-    """Read a value from text or a number (never a float's binary expansion) and check its range."""
+    """Read a value from text or a number (never a float's binary expansion) and check its range.
+
+    The checks run on the digits as written, before any arithmetic: decimal arithmetic rounds to
+    28 digits, which would silently change (or fail on) a value far out of range.
+    """
     if isinstance(raw, bool):
         raise DecimalRangeError("must be a number, not a boolean")
     if isinstance(raw, float):
@@ -41,15 +45,20 @@ def parse_decimal(raw: Any) -> Decimal:
         raise DecimalRangeError(f"{raw!r} is not a decimal number") from None
     if not value.is_finite():
         raise DecimalRangeError("must be a finite number")
-    value = normalize(value)
-    _sign, digits, exponent = value.as_tuple()
+    sign, digit_tuple, exponent = value.as_tuple()
     assert isinstance(exponent, int)
+    digits = list(digit_tuple)
+    while len(digits) > 1 and digits[-1] == 0:  # trailing zeros carry no information
+        digits.pop()
+        exponent += 1
+    if digits == [0]:
+        return Decimal(0)
     if -exponent > MAX_DECIMAL_PLACES:
         raise DecimalRangeError(f"at most {MAX_DECIMAL_PLACES} decimal places")
-    significant = len(digits) + max(exponent, 0)
-    if significant > MAX_SIGNIFICANT_DIGITS:
+    if len(digits) + max(exponent, 0) > MAX_SIGNIFICANT_DIGITS:
         raise DecimalRangeError(f"at most {MAX_SIGNIFICANT_DIGITS} significant digits")
-    return value
+    # Small enough now for exact arithmetic: write 1.2E+5 as 120000.
+    return normalize(Decimal((sign, tuple(digits), exponent)))
 
 
 def to_json_text(value: Decimal) -> str:

@@ -66,7 +66,8 @@ def make_etag(version: int, request: Request, representation: str) -> str:
     return f'"v{version}-{digest}"'
 
 
-def _matches(if_none_match: str | None, etag: str) -> bool:
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether an If-None-Match header (a list, `*`, weak or strong tags) names `etag`."""
     if not if_none_match:
         return False
     if if_none_match.strip() == "*":
@@ -100,7 +101,7 @@ async def serve_read(
         with read_connection(engine) as connection:
             version, changed_at = get_data_version(connection)
             etag = make_etag(version, request, representation)
-            if _matches(if_none_match, etag):
+            if etag_matches(if_none_match, etag):
                 return NotModified(etag, changed_at)
             catalog = get_catalog(connection, version=version)
             return Fresh(work(connection, catalog), etag, changed_at)

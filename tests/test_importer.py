@@ -9,6 +9,7 @@ from sqlalchemy import Engine, func, select
 
 from app.bundle import BundleError, read_bundle_file
 from app.db import write_transaction
+from app.decimals import DecimalRangeError, parse_decimal
 from app.importer import apply_bundle
 from app.models import data_version_table, observation_table, revision_table
 from app.seeding import seed_directory
@@ -142,3 +143,26 @@ def test_decimals_round_trip_exactly(empty_engine: Engine, tmp_path, text: str) 
         stored = connection.execute(select(observation_table.c.value)).scalar_one()
     assert isinstance(stored, Decimal)
     assert str(stored) == text
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("1E+100", "significant digits"),
+        ("9" * 40, "significant digits"),
+        ("1.0000000000000000000000000001", "decimal places"),
+        ("1234567890123456", "significant digits"),
+        ("0.0000001", "decimal places"),
+        ("NaN", "finite"),
+    ],
+)
+def test_out_of_range_decimals_are_refused_before_any_rounding(raw: str, message: str) -> None:
+    with pytest.raises(DecimalRangeError, match=message):
+        parse_decimal(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"), [("1.2E+5", "120000"), ("96.600", "96.6"), ("-0.0", "0"), (96.6, "96.6")]
+)
+def test_decimals_are_read_as_written(raw: object, text: str) -> None:
+    assert str(parse_decimal(raw)) == text

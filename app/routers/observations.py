@@ -11,7 +11,7 @@ from app.auth import WriteKey, touch_key
 from app.catalog import check_codes
 from app.db import EngineDep, read_connection, write_transaction
 from app.errors import NotFoundError
-from app.reads import cache_headers, run_db, run_write, serve_read
+from app.reads import cache_headers, etag_matches, run_db, run_write, serve_read
 from app.rendering import JSONResponse, csv_response, wants_csv
 from app.routers.docs import CSV_RESPONSE, NOT_FOUND, PRECONDITION_FAILED, WRITE_ERRORS
 from app.schemas import (
@@ -122,7 +122,7 @@ async def get_observation(
     if row is None:
         raise _not_found(indicator, region, year)
     headers = cache_headers(writes.observation_etag(row["revision"]), row["updated_at"])
-    if request.headers.get("if-none-match") == headers["ETag"]:
+    if etag_matches(request.headers.get("if-none-match"), headers["ETag"]):
         return Response(status_code=304, headers=headers)
     return JSONResponse(row, headers=headers)
 
