@@ -1,0 +1,221 @@
+"""The 2023 dataset is trustworthy: every figure is quoted verbatim and read back from its quote.
+
+`read_figures` reads a quote the way the README says to read the review: Arabic numbers, 万
+expanded, 余/多/超/+ as "at least", 近/约 as "approximately". Each observation's value and
+qualifier must be among the figures its own quote states.
+"""
+
+import hashlib
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from app.bundle import LoadedBundle, read_bundle_file
+from tests.conftest import SEED_DIR, SOURCE_TEXT
+
+SEED_FILE = SEED_DIR / "changzhou-2023-review.yaml"
+SOURCE_SHA256 = "ed221873b599d45b5a8ec96ff896e45f6dc7f002a30710b400ff219d39f59a73"
+CODE = re.compile(r"^[a-z][a-z0-9_]*$")
+FIGURE = re.compile(
+    r"(?P<before>超过|超|近|约)?(?P<number>\d+(?:\.\d+)?)(?P<ratio>:\d+(?:\.\d+)?)?"
+    r"(?P<wan>万)?(?P<after>余|多|\+)?"
+)
+
+# Pinned so that renaming a code (which breaks every client using it) fails a test.
+INDICATOR_CODES = [
+    "adaptive_training_trainees",
+    "assigned_soldier_posts",
+    "assigned_soldier_posts_per_person",
+    "assigned_soldiers",
+    "assigned_soldiers_public_institutions",
+    "contest_standout_startups",
+    "district_centres_with_archive_centres",
+    "education_training_trainees",
+    "employer_subsidies",
+    "employment_demonstration_bases",
+    "entrepreneurship_contest_consecutive_years",
+    "entrepreneurship_space_alliance_members",
+    "entrepreneurship_training_trainees",
+    "incubator_enterprises_supported",
+    "jiangsu_model_military_spouse_nominations",
+    "jiangsu_model_military_spouses",
+    "jiangsu_model_military_supporters",
+    "jiangsu_model_veteran_nominations",
+    "job_fair_applicants",
+    "job_fair_posts_offered",
+    "job_fair_preliminary_agreements",
+    "job_fairs_held",
+    "joint_practical_projects",
+    "large_accident_claim_paid",
+    "livestream_viewers",
+    "martyrs_cemetery_visitors",
+    "military_support_project_funds",
+    "model_family_farm_rewards",
+    "model_family_farms_rewarded",
+    "personalised_training_trainees",
+    "preferential_card_applicants",
+    "preferential_cards_issued",
+    "preferential_treatment_list_batches",
+    "projects_supporting_civilians",
+    "projects_supporting_the_military",
+    "publicity_award_consecutive_years",
+    "recruitment_reward_amount",
+    "recruitment_reward_consecutive_years",
+    "service_stations_upgraded",
+    "skills_competition_consecutive_editions",
+    "smart_home_class_employed",
+    "soldiers_to_village_work",
+    "storytelling_audience",
+    "storytelling_sessions",
+    "students_in_red_lessons",
+    "subsidised_loan_recipients",
+    "subsidised_loans_amount",
+    "tax_policy_booklets_printed",
+    "transferred_officers_placed",
+    "transferred_officers_public_placement_rate",
+    "visiting_organizations",
+    "visiting_provinces",
+    "visitor_person_times",
+    "volunteer_guides_trained",
+    "volunteer_teams_honoured",
+    "volunteers_honoured",
+    "wechat_monthly_reads",
+]
+
+
+def read_figures(quote: str) -> list[tuple[Decimal, str]]:
+    """Every figure a quote states, as (value in base units, qualifier)."""
+    figures = []
+    for match in FIGURE.finditer(quote):
+        if match["ratio"]:  # "1:1.5": the second term, per one of the first
+            number = Decimal(match["ratio"][1:]) / Decimal(match["number"])
+        else:
+            number = Decimal(match["number"])
+        if match["wan"]:
+            number *= 10_000
+        if match["before"] in ("超过", "超") or match["after"]:
+            qualifier = "at_least"
+        elif match["before"] in ("近", "约"):
+            qualifier = "approximate"
+        else:
+            qualifier = "exact"
+        figures.append((number.normalize(), qualifier))
+    return figures
+
+
+@pytest.fixture(scope="module")
+def seed() -> LoadedBundle:
+    return read_bundle_file(SEED_FILE)
+
+
+@pytest.mark.parametrize(
+    ("quote", "figures"),
+    [
+        ("投入拥军办实事经费1027.3万元", [(Decimal("10273000"), "exact")]),
+        ("单月阅读量超16万+", [(Decimal("160000"), "at_least")]),
+        ("受众5万余人次", [(Decimal("50000"), "at_least")]),
+        ("近800人次", [(Decimal("800"), "approximate")]),
+        ("人岗比例超过1:1.5", [(Decimal("1.5"), "at_least")]),
+        ("比例达到96.6%", [(Decimal("96.6"), "exact")]),
+        (
+            "先后有15个省80多家单位近800人次",
+            [(Decimal(15), "exact"), (Decimal(80), "at_least"), (Decimal(800), "approximate")],
+        ),
+    ],
+)
+def test_read_figures(quote: str, figures: list[tuple[Decimal, str]]) -> None:
+    assert read_figures(quote) == [(value.normalize(), q) for value, q in figures]
+
+
+def test_the_stored_source_is_the_published_text_byte_for_byte() -> None:
+    digest = hashlib.sha256(SOURCE_TEXT.read_bytes()).hexdigest()
+    shared = Path(__file__).resolve().parents[2] / "shared" / "seed-source" / SOURCE_TEXT.name
+    if shared.exists():  # the copy handed to the project, when it is beside the checkout
+        assert SOURCE_TEXT.read_bytes() == shared.read_bytes()
+    assert digest == SOURCE_SHA256
+
+
+def test_every_quote_is_verbatim_and_names_one_place(seed: LoadedBundle) -> None:
+    text = seed.source_texts["cz-tyjrswj-2023-review"]
+    for obs in seed.bundle.observations:
+        assert text.count(obs.quote) == 1, f"{obs.indicator}: {obs.quote!r}"
+
+
+def test_every_value_and_qualifier_is_read_from_its_own_quote(seed: LoadedBundle) -> None:
+    for obs in seed.bundle.observations:
+        stated = read_figures(obs.quote)
+        assert (obs.value.normalize(), obs.qualifier.value) in stated, (
+            f"{obs.indicator}: {obs.value} {obs.qualifier.value} is not stated in {obs.quote!r}"
+        )
+
+
+def test_every_figure_of_every_quote_is_recorded(seed: LoadedBundle) -> None:
+    """No figure in a quote is left out: each is recorded by an observation quoting it (or a
+    part of it), unless it is a criterion (30人以上, 100人以上 choose who counts)."""
+    criteria = {(Decimal(30), "exact"), (Decimal(100), "exact")}
+    recorded = [
+        (o.quote, (o.value.normalize(), o.qualifier.value)) for o in seed.bundle.observations
+    ]
+    for quote, _ in recorded:
+        covered = {figure for other, figure in recorded if other in quote}
+        assert set(read_figures(quote)) - covered <= criteria, quote
+
+
+def test_indicators_have_both_names_a_defined_unit_and_stable_codes(seed: LoadedBundle) -> None:
+    units = {unit.code for unit in seed.bundle.units}
+    for indicator in seed.bundle.indicators:
+        assert indicator.name_zh and indicator.name_en, indicator.code
+        assert indicator.unit in units, indicator.code
+        assert CODE.match(indicator.code), indicator.code
+    assert sorted(i.code for i in seed.bundle.indicators) == INDICATOR_CODES
+
+
+@pytest.mark.parametrize("section", ["units", "categories", "indicators", "regions", "sources"])
+def test_codes_are_unique(seed: LoadedBundle, section: str) -> None:
+    codes = [record.code for record in getattr(seed.bundle, section)]
+    assert len(codes) == len(set(codes))
+
+
+def test_one_value_per_indicator_region_and_year(seed: LoadedBundle) -> None:
+    keys = [(o.indicator, o.region, o.year) for o in seed.bundle.observations]
+    assert len(keys) == len(set(keys)) == 57
+
+
+def test_every_section_but_cadre_building_has_figures(seed: LoadedBundle) -> None:
+    used = {i.category for i in seed.bundle.indicators}
+    categories = [c.code for c in seed.bundle.categories]
+    assert set(categories) - used == {"cadre_building"}
+    assert len(categories) == 6
+
+
+def test_district_figures_belong_to_their_districts(seed: LoadedBundle) -> None:
+    districts = {o.indicator: o.region for o in seed.bundle.observations if o.region != "320400"}
+    assert districts == {
+        "skills_competition_consecutive_editions": "320411",  # 新北区
+        "large_accident_claim_paid": "320411",  # 新北区
+        "recruitment_reward_consecutive_years": "320412",  # 武进区
+        "recruitment_reward_amount": "320412",
+        "model_family_farms_rewarded": "320412",
+        "model_family_farm_rewards": "320412",
+        "employer_subsidies": "320404",  # 钟楼区
+    }
+
+
+def test_all_seven_divisions_exist(seed: LoadedBundle) -> None:
+    assert [r.code for r in seed.bundle.regions] == [
+        "320400",
+        "320402",
+        "320404",
+        "320411",
+        "320412",
+        "320413",
+        "320481",
+    ]
+
+
+def test_values_are_exact_decimals(seed: LoadedBundle) -> None:
+    for obs in seed.bundle.observations:
+        exponent = obs.value.as_tuple().exponent
+        assert isinstance(exponent, int) and exponent >= -6, obs.indicator
