@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from app.decimals import DecimalRangeError, parse_decimal
+from app.examples import EXAMPLES
 from app.models import MeasureType, Qualifier, RegionLevel
 
 MAX_PAGE_SIZE = 1000
@@ -204,6 +205,8 @@ class Unit(BaseModel):
 class Indicator(BaseModel):
     """A named measure with a unit, in one category."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["Indicator"]]})
+
     code: str = Field(examples=["adaptive_training_trainees"])
     category: str = Field(examples=["employment_entrepreneurship"])
     name_zh: str = Field(examples=["退役士兵适应性培训人次"])
@@ -228,6 +231,8 @@ class RegionRef(BaseModel):
 class IndicatorDetail(Indicator):
     """An indicator, with the years and regions that have data."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["IndicatorDetail"]]})
+
     years: list[int] = Field(description="Years with data, ascending.", examples=[[2023]])
     regions: list[RegionRef] = Field(description="Regions with data, by code.")
     observation_count: int
@@ -235,6 +240,8 @@ class IndicatorDetail(Indicator):
 
 class Category(BaseModel):
     """A section of the annual review."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["Category"]]})
 
     code: str = Field(examples=["employment_entrepreneurship"])
     name_zh: str = Field(examples=["退役军人力量不断汇聚"])
@@ -248,11 +255,15 @@ class Category(BaseModel):
 class CategoryDetail(Category):
     """A category with its indicators, in display order."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["CategoryDetail"]]})
+
     indicators: list[Indicator]
 
 
 class Region(BaseModel):
     """An administrative division (GB/T 2260)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["Region"]]})
 
     code: str = Field(description="GB/T 2260 division code.", examples=["320411"])
     name_zh: str = Field(examples=["新北区"])
@@ -265,6 +276,8 @@ class Region(BaseModel):
 class RegionDetail(Region):
     """A region with its child regions and the years that have data there."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["RegionDetail"]]})
+
     children: list[RegionRef]
     years: list[int] = Field(description="Years with data in this region.", examples=[[2023]])
 
@@ -272,12 +285,16 @@ class RegionDetail(Region):
 class YearSummary(BaseModel):
     """A year that has data, and how many observations it has."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["YearSummary"]]})
+
     year: int = Field(examples=[2023])
     observation_count: int
 
 
 class Source(BaseModel):
     """A published document that figures are quoted from."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["Source"]]})
 
     id: str = Field(examples=["cz-tyjrswj-2023-review"])
     title_zh: str = Field(examples=["年度盘点 | 2023,常州退役军人工作这一年"])
@@ -308,6 +325,8 @@ class ObservationSource(BaseModel):
 
 class Observation(BaseModel):
     """One yearly value of an indicator in a region, labelled and sourced."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["Observation"]]})
 
     indicator: str = Field(examples=["adaptive_training_trainees"])
     indicator_name_zh: str = Field(examples=["退役士兵适应性培训人次"])
@@ -503,6 +522,8 @@ class ChangeFields(BaseModel):
 class Comparison(ChangeFields):
     """An indicator in a region compared between `year` and `base_year`."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["Comparison"]]})
+
     indicator: str = Field(examples=["adaptive_training_trainees"])
     indicator_name_zh: str
     indicator_name_en: str
@@ -533,6 +554,8 @@ class ComparisonList(BaseModel):
 
 class CategoryTile(BaseModel):
     """How the indicators of one category moved: the counts a headline tile shows."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["CategoryTile"]]})
 
     category: str = Field(examples=["employment_entrepreneurship"])
     name_zh: str
@@ -672,6 +695,8 @@ class ObservationWrite(BaseModel):
 
 class Revision(BaseModel):
     """One state an observation has had."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["Revision"]]})
 
     revision: int = Field(examples=[1])
     action: Literal["create", "update", "delete"]
