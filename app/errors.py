@@ -8,7 +8,9 @@ was (`in`: query, path, header or body).
 """
 
 import logging
+import re
 from collections.abc import Sequence
+from functools import cache
 from http import HTTPStatus
 from typing import Any
 
@@ -144,6 +146,24 @@ def _validation_errors(error: RequestValidationError) -> list[dict[str, Any]]:
     return errors
 
 
+@cache
+def _path_methods(app: FastAPI) -> list[tuple[re.Pattern[str], list[str]]]:
+    """(path pattern, methods) for every documented path, from the app's OpenAPI document."""
+    table = []
+    for template, operations in app.openapi()["paths"].items():
+        pattern = re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template))
+        table.append((re.compile(f"^{pattern}$"), sorted(m.upper() for m in operations)))
+    return table
+
+
+def _allowed_methods(app: FastAPI, path: str) -> list[str]:
+    methods: set[str] = set()
+    for pattern, allowed in _path_methods(app):
+        if pattern.match(path):
+            methods.update(allowed)
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Route every error the app can raise through `problem_response`."""
 
@@ -174,11 +194,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> Response:
         detail = error.detail if isinstance(error.detail, str) else None
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            # Nested routers report only the first matching route's methods; list them all.
+            headers["Allow"] = ", ".join(_allowed_methods(app, request.url.path))
         return problem_response(
-            error.status_code,
-            detail=detail,
-            instance=request.url.path,
-            headers=dict(error.headers or {}),
+            error.status_code, detail=detail, instance=request.url.path, headers=headers
         )
 
     @app.exception_handler(IntegrityError)

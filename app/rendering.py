@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from fastapi import Request
 from fastapi.responses import Response
+from starlette import responses as starlette_responses
 
 from app.decimals import to_json_text
 
@@ -32,10 +33,9 @@ def dump_json(body: Any) -> bytes:
     return orjson.dumps(body, default=_default)
 
 
-class JSONResponse(Response):
-    """JSON via orjson, exact decimals."""
-
-    media_type = "application/json"
+class JSONResponse(starlette_responses.JSONResponse):
+    """JSON via orjson, exact decimals. A JSONResponse subclass, so OpenAPI documents the
+    response model for it."""
 
     def render(self, content: Any) -> bytes:
         return dump_json(content)

@@ -5,6 +5,7 @@ Responses are rendered by `app.rendering` (orjson, exact decimals); these models
 and define the CSV columns (`csv_columns`).
 """
 
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -65,6 +66,16 @@ def _base_before_year(base_year: int | None, info: ValidationInfo) -> int | None
     if base_year is not None and year is not None and base_year >= year:
         raise ValueError(f"must be before `year` ({year})")
     return base_year
+
+
+ISO_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+def _iso_timestamp(value: Any) -> Any:
+    """Times are ISO 8601 text; pydantic would also read `0.5` as seconds after 1970."""
+    if value is not None and not (isinstance(value, str) and ISO_TIMESTAMP.match(value)):
+        raise ValueError("must be an ISO 8601 date and time with a zone, e.g. 2024-06-01T00:00:00Z")
+    return value
 
 
 class _Query(BaseModel):
@@ -171,6 +182,8 @@ class ObservationQuery(FormatQuery):
         ),
         examples=["2024-06-01T00:00:00Z"],
     )
+    _times = field_validator("as_of", "updated_after", mode="before")(_iso_timestamp)
+
     limit: int = Field(
         default=DEFAULT_PAGE_SIZE,
         ge=1,
@@ -447,6 +460,7 @@ class ComparisonQuery(FormatQuery):
     )
 
     _codes = field_validator("category", "indicator", "region")(_split_codes)
+    _times = field_validator("as_of", mode="before")(_iso_timestamp)
 
     _base = field_validator("base_year")(_base_before_year)
 
