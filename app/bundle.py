@@ -135,6 +135,16 @@ class IndicatorRecord(_Record):
     display_order: int = 0
 
 
+FORMULA_PREFIXES = ("=", "+", "@", "\t", "\r")
+
+
+def refuse_formula(text: str | None) -> str | None:
+    """A cell that a spreadsheet would run as a formula is refused, not stored."""
+    if text is not None and text.startswith(FORMULA_PREFIXES):
+        raise ValueError("starts like a spreadsheet formula (=, +, @); quote the text as published")
+    return text
+
+
 class ObservationRecord(_Record):
     indicator: str = Field(pattern=CODE_PATTERN)
     region: str = Field(pattern=REGION_CODE_PATTERN)
@@ -147,6 +157,7 @@ class ObservationRecord(_Record):
     note: str | None = Field(default=None, max_length=2000)
 
     _codes = field_validator("region", mode="before")(_code_to_str)
+    _text = field_validator("quote", "note")(refuse_formula)
 
     @field_validator("value", mode="before")
     @classmethod

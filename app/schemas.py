@@ -20,6 +20,7 @@ from pydantic import (
     field_validator,
 )
 
+from app.bundle import refuse_formula
 from app.decimals import DecimalRangeError, parse_decimal
 from app.examples import EXAMPLES
 from app.models import MeasureType, Qualifier, RegionLevel
@@ -697,6 +698,8 @@ class ObservationWrite(BaseModel):
         max_length=64,
         description="Unit code, when it differs from the indicator's.",
     )
+
+    _text = field_validator("quote", "note")(refuse_formula)
 
     @field_validator("value", mode="before")
     @classmethod

@@ -310,3 +310,26 @@ def test_keys_create_prints_the_token_alone_and_stores_only_its_hash(seeded_url:
     assert _statsapi("keys", "revoke", "bureau", url=seeded_url).returncode == 0
     assert "revoked" in _statsapi("keys", "list", url=seeded_url).stdout
     assert _statsapi("keys", "revoke", "nobody", url=seeded_url).returncode == 1
+
+
+@pytest.mark.parametrize(
+    ("cell", "field"),
+    [
+        ("quote", "quote"),  # the quote column becomes a formula
+        ("year", "year"),  # a negative year
+        ("value", "value"),  # a number too big to be exact
+    ],
+)
+def test_hostile_cells_are_refused_by_row_and_field(api, tokens, engine, cell, field) -> None:  # type: ignore[no-untyped-def]
+    row = {"quote": '=HYPERLINK("http://x")', "year": "-2023", "value": "1" * 40}[cell]
+    body = _csv_rows(3)
+    lines = body.splitlines()
+    parts = lines[2].split(",")
+    parts[{"quote": 7, "year": 2, "value": 3}[cell]] = f'"{row}"' if cell == "quote" else row
+    lines[2] = ",".join(parts)
+    before = _snapshot(engine)
+    response = _post(api, tokens["write"], "\r\n".join(lines) + "\r\n")
+    assert response.status_code == 422, response.text
+    errors = response.json()["errors"]
+    assert [(e["record"], e["field"]) for e in errors] == [("row 3", field)]
+    assert _snapshot(engine) == before

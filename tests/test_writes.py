@@ -799,3 +799,23 @@ def test_concurrent_writers_never_lose_an_acknowledged_write(
         published = observer.get(_path(key))
         assert published.headers["etag"] == f'"r{latest}"'
         assert _exact(published)["value"] == acked[latest]
+
+
+def test_a_body_that_is_not_json_is_415(api: TestClient, tokens: dict[str, str]) -> None:
+    response = api.put(
+        _path(FUNDS_CZ_2023),
+        content=b"value=5",
+        headers={**_auth(tokens["write"]), "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 415
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_a_quote_that_looks_like_a_formula_is_refused(
+    api: TestClient, tokens: dict[str, str]
+) -> None:
+    response = api.put(
+        _path(FUNDS_CZ_2023), json=_body("5", quote="=1+1"), headers=_auth(tokens["write"])
+    )
+    assert response.status_code == 422
+    assert "quote" in _error_fields(response)

@@ -3,14 +3,14 @@ deleted, and its history."""
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import Response
 
 from app import queries, writes
 from app.auth import WriteKey, touch_key
 from app.catalog import check_codes
 from app.db import EngineDep, read_connection, write_transaction
-from app.errors import NotFoundError
+from app.errors import NotFoundError, UnsupportedMediaTypeError
 from app.reads import cache_headers, etag_matches, run_db, run_write, serve_read
 from app.rendering import JSONResponse, csv_response, wants_csv
 from app.routers.docs import CSV_RESPONSE, NOT_FOUND, PRECONDITION_FAILED, WRITE_ERRORS
@@ -98,6 +98,15 @@ IfNoneMatchStar = Annotated[
 VALUE_PATH = "/{indicator}/{region}/{year}"
 
 
+async def json_body(request: Request) -> None:
+    """415 for a body that is not JSON, rather than a confusing validation error."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaTypeError(
+            f"Content-Type {media_type or 'missing'}: send application/json."
+        )
+
+
 def _not_found(indicator: str, region: str, year: int) -> NotFoundError:
     return NotFoundError(f"no published value for {indicator} in {region} in {year}")
 
@@ -130,6 +139,7 @@ async def get_observation(
 @router.put(
     VALUE_PATH,
     response_model=Observation,
+    dependencies=[Depends(json_body)],
     responses={
         201: {"description": "Created.", "model": Observation},
         **WRITE_ERRORS,
