@@ -50,6 +50,7 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
     }
 }
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: problem("The body could not be parsed (not JSON where JSON is required)."),
     401: problem("No API key, or an unknown or revoked one (see `WWW-Authenticate`)."),
     403: problem("The API key lacks the scope this operation needs."),
     404: problem("No indicator or region with that code, or no value to delete."),

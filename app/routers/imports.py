@@ -38,8 +38,8 @@ IMPORT_BODY = {
             "adaptive_training_trainees,320400,2023,608,exact,,cz-tyjrswj-2023-review,"
             "退役士兵适应性培训608人次\r\n",
         },
-        "application/yaml": {"schema": {"type": "string"}},
-        "application/json": {"schema": {"type": "object"}},
+        "application/yaml": {"schema": {"type": "object", "description": "A bundle."}},
+        "application/json": {"schema": {"type": "object", "description": "A bundle."}},
     },
 }
 
