@@ -40,8 +40,10 @@ class DatabaseFactory:
         self._created: list[str] = []
 
     def _admin(self) -> Engine:
+        # Not build_engine: creating and dropping databases may take longer than the app's
+        # statement timeout when the server is busy.
         assert PG_URL
-        return build_engine(sqlalchemy_url(PG_URL)).execution_options(isolation_level="AUTOCOMMIT")
+        return create_engine(sqlalchemy_url(PG_URL), isolation_level="AUTOCOMMIT")
 
     def _new_url(self, name: str) -> str:
         if self.backend == "sqlite":
