@@ -28,7 +28,7 @@ from app.config import get_settings
 from app.db import read_connection
 from app.errors import NotFoundError
 from app.queries import get_data_version
-from app.rendering import JSONResponse, csv_response
+from app.rendering import JSONResponse, csv_response, wants_csv
 from app.schemas import csv_columns
 
 T = TypeVar("T")
@@ -125,6 +125,26 @@ def list_renderer(
         return JSONResponse({"data": rows, "total": len(rows)})
 
     return render
+
+
+async def serve_list(
+    request: Request,
+    engine: Engine,
+    *,
+    format: str | None,
+    query: Callable[[Connection], list[dict[str, Any]]],
+    item_model: type[BaseModel],
+    filename: str,
+) -> Response:
+    """Answer a GET for a small, unpaged list (JSON or CSV) through `serve_read`."""
+    as_csv = wants_csv(request, format)
+    return await serve_read(
+        request,
+        engine,
+        lambda connection, _: query(connection),
+        list_renderer(item_model, as_csv=as_csv, filename=filename),
+        representation="csv" if as_csv else "json",
+    )
 
 
 def item_renderer(*, not_found: str) -> Callable[[dict[str, Any] | None], Response]:

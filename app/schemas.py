@@ -46,6 +46,30 @@ FORMAT_DESCRIPTION = (
 )
 
 
+# Filters by code: repeatable (`?region=a&region=b`) or comma-separated (`?region=a,b`).
+CategoryCodes = Annotated[
+    list[str],
+    Field(
+        description="Category codes (repeatable or comma-separated).",
+        examples=[["employment_entrepreneurship"]],
+    ),
+]
+IndicatorCodes = Annotated[
+    list[str],
+    Field(
+        description="Indicator codes (repeatable or comma-separated).",
+        examples=[["adaptive_training_trainees"]],
+    ),
+]
+RegionCodes = Annotated[
+    list[str],
+    Field(
+        description="Region codes, GB/T 2260 (repeatable or comma-separated).",
+        examples=[["320400"]],
+    ),
+]
+
+
 def _split_codes(values: list[str]) -> list[str]:
     """`a,b&c` -> [a, b, c]: filters are repeatable and comma-separated."""
     codes = [code.strip() for value in values for code in value.split(",")]
@@ -88,11 +112,7 @@ class FormatQuery(_Query):
 
 
 class IndicatorQuery(FormatQuery):
-    category: list[str] = Field(
-        default=[],
-        description="Category codes (repeatable or comma-separated).",
-        examples=[["employment_entrepreneurship"]],
-    )
+    category: CategoryCodes = []
     q: str | None = Field(
         default=None,
         min_length=1,
@@ -119,21 +139,9 @@ SORT_PATTERN = (
 
 
 class ObservationQuery(FormatQuery):
-    category: list[str] = Field(
-        default=[],
-        description="Category codes (repeatable or comma-separated).",
-        examples=[["employment_entrepreneurship"]],
-    )
-    indicator: list[str] = Field(
-        default=[],
-        description="Indicator codes (repeatable or comma-separated).",
-        examples=[["adaptive_training_trainees"]],
-    )
-    region: list[str] = Field(
-        default=[],
-        description="Region codes, GB/T 2260 (repeatable or comma-separated).",
-        examples=[["320400"]],
-    )
+    category: CategoryCodes = []
+    indicator: IndicatorCodes = []
+    region: RegionCodes = []
     year: Year | None = Field(default=None, description="Exactly this year.", examples=[2023])
     from_: Year | None = Field(
         default=None, alias="from", description="From this year on.", examples=[2020]
@@ -438,21 +446,9 @@ class ComparisonQuery(FormatQuery):
         description="The earlier year to compare with (default: `year` - 1).",
         examples=[2022],
     )
-    category: list[str] = Field(
-        default=[],
-        description="Category codes (repeatable or comma-separated).",
-        examples=[["employment_entrepreneurship"]],
-    )
-    indicator: list[str] = Field(
-        default=[],
-        description="Indicator codes (repeatable or comma-separated).",
-        examples=[["adaptive_training_trainees"]],
-    )
-    region: list[str] = Field(
-        default=[],
-        description="Region codes, GB/T 2260 (repeatable or comma-separated).",
-        examples=[["320400"]],
-    )
+    category: CategoryCodes = []
+    indicator: IndicatorCodes = []
+    region: RegionCodes = []
 
     as_of: AwareDatetime | None = Field(
         default=None,
@@ -477,11 +473,7 @@ class SummaryQuery(FormatQuery):
         description="The earlier year to compare with (default: `year` - 1).",
         examples=[2022],
     )
-    category: list[str] = Field(
-        default=[],
-        description="Category codes (repeatable or comma-separated).",
-        examples=[["employment_entrepreneurship"]],
-    )
+    category: CategoryCodes = []
 
     _codes = field_validator("category")(_split_codes)
     _base = field_validator("base_year")(_base_before_year)

@@ -7,8 +7,7 @@ from fastapi.responses import Response
 
 from app import queries
 from app.db import EngineDep
-from app.reads import item_renderer, list_renderer, serve_read
-from app.rendering import wants_csv
+from app.reads import item_renderer, serve_list, serve_read
 from app.routers.docs import CSV_RESPONSE, NOT_FOUND
 from app.schemas import FormatQuery, Region, RegionDetail, RegionList
 
@@ -21,13 +20,13 @@ async def list_regions(
     request: Request, params: Annotated[FormatQuery, Query()], engine: EngineDep
 ) -> Response:
     """List the regions by code, with or without data."""
-    as_csv = wants_csv(request, params.format)
-    return await serve_read(
+    return await serve_list(
         request,
         engine,
-        lambda connection, _: queries.list_regions(connection),
-        list_renderer(Region, as_csv=as_csv, filename="regions"),
-        representation="csv" if as_csv else "json",
+        format=params.format,
+        query=queries.list_regions,
+        item_model=Region,
+        filename="regions",
     )
 
 

@@ -8,8 +8,7 @@ from fastapi.responses import PlainTextResponse, Response
 from app import queries
 from app.db import EngineDep
 from app.errors import NotFoundError
-from app.reads import item_renderer, list_renderer, serve_read
-from app.rendering import wants_csv
+from app.reads import item_renderer, serve_list, serve_read
 from app.routers.docs import CSV_RESPONSE, NOT_FOUND
 from app.schemas import FormatQuery, Source, SourceList
 
@@ -22,13 +21,13 @@ async def list_sources(
     request: Request, params: Annotated[FormatQuery, Query()], engine: EngineDep
 ) -> Response:
     """List the source documents by publication date."""
-    as_csv = wants_csv(request, params.format)
-    return await serve_read(
+    return await serve_list(
         request,
         engine,
-        lambda connection, _: queries.list_sources(connection),
-        list_renderer(Source, as_csv=as_csv, filename="sources"),
-        representation="csv" if as_csv else "json",
+        format=params.format,
+        query=queries.list_sources,
+        item_model=Source,
+        filename="sources",
     )
 
 

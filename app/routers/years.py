@@ -7,8 +7,7 @@ from fastapi.responses import Response
 
 from app import queries
 from app.db import EngineDep
-from app.reads import list_renderer, serve_read
-from app.rendering import wants_csv
+from app.reads import serve_list
 from app.routers.docs import CSV_RESPONSE
 from app.schemas import FormatQuery, YearList, YearSummary
 
@@ -20,11 +19,11 @@ async def list_years(
     request: Request, params: Annotated[FormatQuery, Query()], engine: EngineDep
 ) -> Response:
     """List each year with data and its number of observations."""
-    as_csv = wants_csv(request, params.format)
-    return await serve_read(
+    return await serve_list(
         request,
         engine,
-        lambda connection, _: queries.list_years(connection),
-        list_renderer(YearSummary, as_csv=as_csv, filename="years"),
-        representation="csv" if as_csv else "json",
+        format=params.format,
+        query=queries.list_years,
+        item_model=YearSummary,
+        filename="years",
     )
