@@ -123,3 +123,14 @@ def test_every_list_answers_csv(world: TestClient, path: str, header: str) -> No
     assert text.startswith("\ufeff" + header)
     rows = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
     assert len(rows) == json_body["total"]
+
+
+def test_csv_lists_defuse_cells_a_spreadsheet_would_run(make_client, empty_engine) -> None:  # type: ignore[no-untyped-def]
+    from tests.factories import load_document, world_document
+
+    document = world_document(years=range(0))
+    document["categories"][0]["name_en"] = '=HYPERLINK("http://example.invalid","x")'
+    load_document(empty_engine, document)
+    text = make_client(empty_engine).get(f"{API}/categories?format=csv").content.decode()
+    rows = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
+    assert rows[0]["name_en"] == '\'=HYPERLINK("http://example.invalid","x")'
