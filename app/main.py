@@ -15,6 +15,7 @@ from app.observability import (
     request_id_middleware,
 )
 from app.ratelimit import limit_reads
+from app.reads import single_valued_parameters
 from app.rendering import JSONResponse
 from app.routers import (
     categories,
@@ -77,7 +78,11 @@ def create_app() -> FastAPI:
     )
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(request_id_middleware)
-    api = APIRouter(prefix=API_PREFIX, responses=COMMON_ERRORS, dependencies=[Depends(limit_reads)])
+    api = APIRouter(
+        prefix=API_PREFIX,
+        responses=COMMON_ERRORS,
+        dependencies=[Depends(limit_reads), Depends(single_valued_parameters)],
+    )
     for module in (
         categories,
         indicators,

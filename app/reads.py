@@ -26,12 +26,25 @@ from sqlalchemy import Connection, Engine
 from app.catalog import Catalog, get_catalog
 from app.config import get_settings
 from app.db import read_connection
-from app.errors import NotFoundError
+from app.errors import InvalidParameterError, NotFoundError
 from app.queries import get_data_version
 from app.rendering import JSONResponse, csv_response, wants_csv
 from app.schemas import csv_columns
 
 T = TypeVar("T")
+
+
+REPEATABLE_PARAMETERS = frozenset({"category", "indicator", "region", "qualifier"})
+
+
+async def single_valued_parameters(request: Request) -> None:
+    """422 for a parameter given twice that takes one value (`?q=a&q=b`), instead of silently
+    keeping the last; code filters are the repeatable ones."""
+    seen: set[str] = set()
+    for name, _ in request.query_params.multi_items():
+        if name in seen and name not in REPEATABLE_PARAMETERS:
+            raise InvalidParameterError.for_field("query", name, "given more than once")
+        seen.add(name)
 
 
 async def run_db(engine: Engine, work: Callable[[], T]) -> T:

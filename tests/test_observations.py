@@ -209,6 +209,8 @@ def test_etags_differ_by_query_and_format(world: TestClient) -> None:
         ("sort=colour", "sort"),
         ("latest=0", "latest"),
         ("colour=red", "colour"),
+        ("year=2021&year=2022", "year"),
+        ("limit=5&limit=6", "limit"),
     ],
 )
 def test_bad_parameters_are_422_naming_the_parameter(
