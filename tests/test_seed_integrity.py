@@ -16,10 +16,12 @@ from app.bundle import LoadedBundle, read_bundle_file
 from tests.conftest import SEED_DIR, SOURCE_TEXT
 
 SEED_FILE = SEED_DIR / "changzhou-2023-review.yaml"
+SOURCE_CODE = "cz-tyjrswj-2023-review"
 SOURCE_SHA256 = "ed221873b599d45b5a8ec96ff896e45f6dc7f002a30710b400ff219d39f59a73"
+OBSERVATION_COUNT = 57
 CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 FIGURE = re.compile(
-    r"(?P<before>超过|超|近|约)?(?P<number>\d+(?:\.\d+)?)(?P<ratio>:\d+(?:\.\d+)?)?"
+    r"(?P<before>超过|超|近|约)?(?P<number>\d+(?:\.\d+)?)(?P<ratio>[::]\d+(?:\.\d+)?)?"
     r"(?P<wan>万)?(?P<after>余|多|\+)?"
 )
 
@@ -125,7 +127,9 @@ def seed() -> LoadedBundle:
         ),
     ],
 )
-def test_read_figures(quote: str, figures: list[tuple[Decimal, str]]) -> None:
+def test_read_figures_applies_wan_ratio_and_qualifier(
+    quote: str, figures: list[tuple[Decimal, str]]
+) -> None:
     assert read_figures(quote) == [(value.normalize(), q) for value, q in figures]
 
 
@@ -138,7 +142,7 @@ def test_the_stored_source_is_the_published_text_byte_for_byte() -> None:
 
 
 def test_every_quote_is_verbatim_and_names_one_place(seed: LoadedBundle) -> None:
-    text = seed.source_texts["cz-tyjrswj-2023-review"]
+    text = seed.source_texts[SOURCE_CODE]
     for obs in seed.bundle.observations:
         assert text.count(obs.quote) == 1, f"{obs.indicator}: {obs.quote!r}"
 
@@ -163,13 +167,38 @@ def test_every_figure_of_every_quote_is_recorded(seed: LoadedBundle) -> None:
         assert set(read_figures(quote)) - covered <= criteria, quote
 
 
-def test_indicators_have_both_names_a_defined_unit_and_stable_codes(seed: LoadedBundle) -> None:
+def test_every_figure_is_filed_under_the_section_that_states_it(seed: LoadedBundle) -> None:
+    """A section runs from its heading (the category's name_zh) to the next section's."""
+    text = seed.source_texts[SOURCE_CODE]
+    ordered = sorted(seed.bundle.categories, key=lambda c: c.display_order)
+    starts = [text.index(c.name_zh) for c in ordered] + [len(text)]
+    sections = {c.code: (starts[i], starts[i + 1]) for i, c in enumerate(ordered)}
+    category = {i.code: i.category for i in seed.bundle.indicators}
+    for obs in seed.bundle.observations:
+        start, end = sections[category[obs.indicator]]
+        assert start < text.index(obs.quote) < end, f"{obs.indicator}: {obs.quote!r}"
+
+
+def test_indicators_have_both_names_and_defined_unit_and_category(seed: LoadedBundle) -> None:
     units = {unit.code for unit in seed.bundle.units}
+    categories = {category.code for category in seed.bundle.categories}
     for indicator in seed.bundle.indicators:
         assert indicator.name_zh and indicator.name_en, indicator.code
         assert indicator.unit in units, indicator.code
-        assert CODE.match(indicator.code), indicator.code
-    assert sorted(i.code for i in seed.bundle.indicators) == INDICATOR_CODES
+        assert indicator.category in categories, indicator.code
+
+
+def test_observations_refer_only_to_records_of_the_bundle(seed: LoadedBundle) -> None:
+    bundle = seed.bundle
+    indicators = {i.code for i in bundle.indicators}
+    regions = {r.code for r in bundle.regions}
+    sources = {s.code for s in bundle.sources}
+    units = {u.code for u in bundle.units}
+    for obs in bundle.observations:
+        assert obs.indicator in indicators, obs.indicator
+        assert obs.region in regions, (obs.indicator, obs.region)
+        assert obs.source in sources, (obs.indicator, obs.source)
+        assert obs.unit is None or obs.unit in units, (obs.indicator, obs.unit)
 
 
 @pytest.mark.parametrize("section", ["units", "categories", "indicators", "regions", "sources"])
@@ -178,9 +207,20 @@ def test_codes_are_unique(seed: LoadedBundle, section: str) -> None:
     assert len(codes) == len(set(codes))
 
 
+@pytest.mark.parametrize("section", ["units", "categories", "indicators"])
+def test_codes_are_ascii_snake_case(seed: LoadedBundle, section: str) -> None:
+    for record in getattr(seed.bundle, section):
+        assert CODE.match(record.code), record.code
+
+
+def test_indicator_codes_and_observation_count_are_pinned(seed: LoadedBundle) -> None:
+    assert sorted(i.code for i in seed.bundle.indicators) == INDICATOR_CODES
+    assert len(seed.bundle.observations) == OBSERVATION_COUNT
+
+
 def test_one_value_per_indicator_region_and_year(seed: LoadedBundle) -> None:
     keys = [(o.indicator, o.region, o.year) for o in seed.bundle.observations]
-    assert len(keys) == len(set(keys)) == 57
+    assert len(keys) == len(set(keys))
 
 
 def test_every_section_but_cadre_building_has_figures(seed: LoadedBundle) -> None:
@@ -204,18 +244,11 @@ def test_district_figures_belong_to_their_districts(seed: LoadedBundle) -> None:
 
 
 def test_all_seven_divisions_exist(seed: LoadedBundle) -> None:
-    assert [r.code for r in seed.bundle.regions] == [
-        "320400",
-        "320402",
-        "320404",
-        "320411",
-        "320412",
-        "320413",
-        "320481",
-    ]
+    codes = [r.code for r in seed.bundle.regions]
+    assert codes == ["320400", "320402", "320404", "320411", "320412", "320413", "320481"]
 
 
 def test_values_are_exact_decimals(seed: LoadedBundle) -> None:
     for obs in seed.bundle.observations:
-        exponent = obs.value.as_tuple().exponent
-        assert isinstance(exponent, int) and exponent >= -6, obs.indicator
+        decimals = str(obs.value).partition(".")[2]
+        assert "E" not in str(obs.value) and len(decimals) <= 6, (obs.indicator, obs.value)
