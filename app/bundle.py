@@ -74,8 +74,17 @@ def _code_to_str(value: Any) -> Any:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
+def refuse_nul(value: Any) -> Any:
+    """Text with a NUL character cannot be stored (PostgreSQL refuses it): an error, early."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("contains a NUL character")
+    return value
+
+
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    _no_nul = field_validator("*", mode="before")(refuse_nul)
 
 
 class SourceRecord(_Record):

@@ -18,7 +18,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from sqlalchemy.exc import DBAPIError, IntegrityError, TimeoutError as PoolTimeoutError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -200,6 +200,18 @@ def install_error_handlers(app: FastAPI) -> None:
             headers["Allow"] = ", ".join(_allowed_methods(app, request.url.path))
         return problem_response(
             error.status_code, detail=detail, instance=request.url.path, headers=headers
+        )
+
+    @app.exception_handler(DataError)
+    async def _unstorable(request: Request, error: DataError) -> Response:
+        # Input the database refuses (a value out of its range, bytes it cannot store): the
+        # request is at fault, not the service.
+        log.warning("data error on %s: %s", request.url.path, type(error.orig).__name__)
+        return problem_response(
+            422,
+            detail="A value in the request cannot be stored or compared by the database.",
+            slug="validation-error",
+            instance=request.url.path,
         )
 
     @app.exception_handler(IntegrityError)

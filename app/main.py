@@ -15,7 +15,7 @@ from app.observability import (
     request_id_middleware,
 )
 from app.ratelimit import limit_reads
-from app.reads import single_valued_parameters
+from app.reads import check_parameters
 from app.rendering import JSONResponse
 from app.routers import (
     categories,
@@ -81,7 +81,7 @@ def create_app() -> FastAPI:
     api = APIRouter(
         prefix=API_PREFIX,
         responses=COMMON_ERRORS,
-        dependencies=[Depends(limit_reads), Depends(single_valued_parameters)],
+        dependencies=[Depends(limit_reads), Depends(check_parameters)],
     )
     for module in (
         categories,

@@ -20,7 +20,7 @@ from pydantic import (
     field_validator,
 )
 
-from app.bundle import refuse_formula
+from app.bundle import refuse_formula, refuse_nul
 from app.decimals import DecimalRangeError, parse_decimal
 from app.examples import EXAMPLES
 from app.models import MeasureType, Qualifier, RegionLevel
@@ -692,6 +692,7 @@ class ObservationWrite(BaseModel):
     )
 
     _text = field_validator("quote", "note")(refuse_formula)
+    _no_nul = field_validator("*", mode="before")(refuse_nul)
 
     @field_validator("value", mode="before")
     @classmethod

@@ -210,6 +210,7 @@ def test_etags_differ_by_query_and_format(world: TestClient) -> None:
         ("latest=0", "latest"),
         ("colour=red", "colour"),
         ("year=2021&year=2022", "year"),
+        ("indicator=trai%00ned", "indicator"),
         ("limit=5&limit=6", "limit"),
     ],
 )

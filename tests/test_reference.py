@@ -134,3 +134,14 @@ def test_csv_lists_defuse_cells_a_spreadsheet_would_run(make_client, empty_engin
     text = make_client(empty_engine).get(f"{API}/categories?format=csv").content.decode()
     rows = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
     assert rows[0]["name_en"] == '\'=HYPERLINK("http://example.invalid","x")'
+
+
+@pytest.mark.parametrize(
+    ("path", "field"), [("indicators?q=%00", "q"), ("categories/al%00pha", "code")]
+)
+def test_a_nul_character_is_422_not_a_database_error(
+    world: TestClient, path: str, field: str
+) -> None:
+    response = world.get(f"{API}/{path}")
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == field

@@ -819,3 +819,11 @@ def test_a_quote_that_looks_like_a_formula_is_refused(
     )
     assert response.status_code == 422
     assert "quote" in _error_fields(response)
+
+
+def test_a_nul_character_in_the_body_is_422(api: TestClient, tokens: dict[str, str]) -> None:
+    response = api.put(
+        _path(FUNDS_CZ_2023), json=_body("5", quote="a\x00b"), headers=_auth(tokens["write"])
+    )
+    assert response.status_code == 422
+    assert "quote" in _error_fields(response)
