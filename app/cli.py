@@ -5,6 +5,7 @@ import os
 import sys
 import tempfile
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -78,10 +79,8 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Serve the API with uvicorn."""
-    if workers > 1:
-        # Each worker counts its own requests; Prometheus' multiprocess mode sums them.
-        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="statsapi-"))
-    uvicorn.run(
+    run = partial(
+        uvicorn.run,
         "app.main:app",
         host=host,
         port=port,
@@ -90,6 +89,17 @@ def serve(
         server_header=False,
         access_log=False,
     )
+    if workers == 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        run()
+        return
+    # Each worker counts its own requests; Prometheus' multiprocess mode sums them in a folder
+    # that lives as long as this server (made only when none was given, removed on exit).
+    with tempfile.TemporaryDirectory(prefix="statsapi-metrics-") as metrics_dir:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        try:
+            run()
+        finally:
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 
 @keys.command("create")

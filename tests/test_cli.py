@@ -71,3 +71,34 @@ def test_seed_with_a_bad_bundle_exits_non_zero_naming_the_field(
     result = _statsapi("seed", "--directory", str(tmp_path), database_url=url)
     assert result.returncode == 1
     assert "bad.yaml: units[0] (code=person): name_en: Field required" in result.stderr
+
+
+def test_serve_with_workers_makes_its_metrics_folder_only_when_none_is_given(
+    monkeypatch, tmp_path
+) -> None:
+    import tempfile
+
+    from typer.testing import CliRunner
+
+    from app import cli
+
+    seen: list[str | None] = []
+    monkeypatch.setattr(
+        cli.uvicorn, "run", lambda *a, **k: seen.append(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+    )
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    runner = CliRunner()
+
+    made = runner.invoke(cli.cli, ["serve", "--workers", "2"])
+    given = tmp_path / "given"
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(given))
+    kept = runner.invoke(cli.cli, ["serve", "--workers", "2"])
+
+    assert made.exit_code == 0 and kept.exit_code == 0, (made.output, kept.output)
+    assert seen[0] is not None and seen[0].startswith(str(tmp_path))  # made for this server
+    assert seen[1] == str(given)  # the folder given is used as it is
+    assert list(tmp_path.iterdir()) == []  # and the one made was removed when serving ended
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    runner.invoke(cli.cli, ["serve", "--workers", "2"])
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ  # nor left behind in the environment
