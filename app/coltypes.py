@@ -34,7 +34,10 @@ class ExactDecimal(TypeDecorator[Decimal]):
         if value is None:
             return None
         if isinstance(value, float):
-            return normalize(Decimal(repr(value)))
+            if value.is_integer():
+                return Decimal(int(value))  # 120000.0 -> 120000, and -0.0 -> 0
+            text = repr(value)  # the shortest text that reads back as this double
+            return normalize(Decimal(text)) if "e" in text else Decimal(text)
         return normalize(Decimal(value))
 
 

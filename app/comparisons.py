@@ -26,10 +26,12 @@ The rules (the public contract of /comparisons and /indicators/{code}/series):
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, localcontext
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, Select, and_, bindparam, select
 
 from app.models import (
     MeasureType,
@@ -38,9 +40,11 @@ from app.models import (
     indicator_table as indicator,
     observation_table as observation,
     region_table as region,
+    revision_table as revision,
     unit_table as unit,
 )
-from app.queries import row_dict
+from app.prepared import fetch
+from app.queries import observation_states, row_dict
 
 APPROXIMATE_TOLERANCE = Decimal("0.10")
 PERCENT_UNITS = frozenset({"percent"})
@@ -184,28 +188,50 @@ def _filters(
     return conditions
 
 
-def list_comparisons(
-    connection: Connection,
-    *,
-    year: int,
-    base_year: int,
-    categories: Sequence[str] = (),
-    indicators: Sequence[str] = (),
-    regions: Sequence[str] = (),
-    observations: Any = observation,
-) -> list[dict[str, Any]]:
-    """Every indicator x region with a value in `year` or `base_year`, compared (one statement).
+@dataclass(frozen=True)
+class ComparisonShape:
+    """What decides the SQL text of a comparison table (the values are bound)."""
 
-    `observations` is the table (or a same-shaped subquery, such as the data as of a time) that
-    the values come from.
-    """
+    categories: int = 0
+    indicators: int = 0
+    regions: int = 0
+    as_of: bool = False
+
+
+def _bound_filters(shape: ComparisonShape) -> list[Any]:
+    return [
+        column.in_([bindparam(f"{name}_{i}") for i in range(count)])
+        for column, name, count in (
+            (category.c.code, "category", shape.categories),
+            (indicator.c.code, "indicator", shape.indicators),
+            (region.c.code, "region", shape.regions),
+        )
+        if count
+    ]
+
+
+@lru_cache(maxsize=256)
+def comparison_statement(shape: ComparisonShape) -> Select[Any]:
+    """Every indicator x region with a value in `year` or `base_year`, both values side by side.
+
+    The filters apply where the pairs are chosen, so the work grows with the answer, not with
+    the database (docs/benchmarks.md)."""
+    observations = observation_states(
+        as_of=bindparam("as_of", type_=revision.c.recorded_at.type) if shape.as_of else None
+    )
     current = observations.alias("current")
     base = observations.alias("base")
     current_unit = unit.alias("current_unit")
     base_unit = unit.alias("base_unit")
     series = (
         select(observations.c.indicator_id, observations.c.region_id)
-        .where(observations.c.year.in_((year, base_year)))
+        .select_from(
+            observations.join(indicator, observations.c.indicator_id == indicator.c.id)
+            .join(category, indicator.c.category_id == category.c.id)
+            .join(region, observations.c.region_id == region.c.id)
+        )
+        .where(observations.c.year.in_((bindparam("year"), bindparam("base_year"))))
+        .where(*_bound_filters(shape))
         .group_by(observations.c.indicator_id, observations.c.region_id)
         .subquery("series")
     )
@@ -219,7 +245,7 @@ def list_comparisons(
             and_(
                 current.c.indicator_id == series.c.indicator_id,
                 current.c.region_id == series.c.region_id,
-                current.c.year == year,
+                current.c.year == bindparam("year"),
             ),
         )
         .outerjoin(current_unit, current.c.unit_id == current_unit.c.id)
@@ -228,12 +254,12 @@ def list_comparisons(
             and_(
                 base.c.indicator_id == series.c.indicator_id,
                 base.c.region_id == series.c.region_id,
-                base.c.year == base_year,
+                base.c.year == bindparam("base_year"),
             ),
         )
         .outerjoin(base_unit, base.c.unit_id == base_unit.c.id)
     )
-    statement = (
+    return (
         select(
             *LABELS,
             unit.c.code.label("unit"),
@@ -247,42 +273,60 @@ def list_comparisons(
             base_unit.c.code.label("base_unit"),
         )
         .select_from(joined)
-        .where(*_filters(categories, indicators, regions))
         .order_by(
             category.c.display_order, indicator.c.display_order, indicator.c.code, region.c.code
         )
     )
-    return [_comparison_row(row, year, base_year) for row in connection.execute(statement)]
 
 
-def _comparison_row(row: Any, year: int, base_year: int) -> dict[str, Any]:
-    current = _value_from(row.value, row.qualifier, row.current_unit)
-    base = _value_from(row.base_value, row.base_qualifier, row.base_unit)
-    data = {
-        key: getattr(row, key)
-        for key in (
-            "indicator",
-            "indicator_name_zh",
-            "indicator_name_en",
-            "category",
-            "measure_type",
-            "region",
-            "region_name_zh",
-            "region_name_en",
-            "unit",
-            "unit_name_zh",
-            "unit_name_en",
-        )
-    }
+def list_comparisons(
+    connection: Connection,
+    *,
+    year: int,
+    base_year: int,
+    categories: Sequence[str] = (),
+    indicators: Sequence[str] = (),
+    regions: Sequence[str] = (),
+    as_of: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Every indicator x region with a value in `year` or `base_year`, compared (one statement),
+    from the data as published now or as it stood at `as_of`."""
+    shape = ComparisonShape(len(categories), len(indicators), len(regions), as_of is not None)
+    values: dict[str, Any] = {"year": year, "base_year": base_year, "as_of": as_of}
+    for name, codes in (("category", categories), ("indicator", indicators), ("region", regions)):
+        values.update({f"{name}_{i}": code for i, code in enumerate(codes)})
+    rows = fetch(connection, comparison_statement(shape), values)
+    return [_comparison_row(row, year, base_year) for row in rows]
+
+
+_LABEL_KEYS = (
+    "indicator",
+    "indicator_name_zh",
+    "indicator_name_en",
+    "category",
+    "measure_type",
+    "region",
+    "region_name_zh",
+    "region_name_en",
+    "unit",
+    "unit_name_zh",
+    "unit_name_en",
+)
+
+
+def _comparison_row(row: dict[str, Any], year: int, base_year: int) -> dict[str, Any]:
+    current = _value_from(row["value"], row["qualifier"], row["current_unit"])
+    base = _value_from(row["base_value"], row["base_qualifier"], row["base_unit"])
+    data = {key: row[key] for key in _LABEL_KEYS}
     data.update(
         year=year,
-        value=row.value,
-        qualifier=row.qualifier,
+        value=row["value"],
+        qualifier=row["qualifier"],
         base_year=base_year,
-        base_value=row.base_value,
-        base_qualifier=row.base_qualifier,
+        base_value=row["base_value"],
+        base_qualifier=row["base_qualifier"],
     )
-    data.update(compare(current, base, rate=is_rate(row.measure_type, row.unit)))
+    data.update(compare(current, base, rate=is_rate(row["measure_type"], row["unit"])))
     return data
 
 

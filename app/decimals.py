@@ -63,4 +63,7 @@ def parse_decimal(raw: Any) -> Decimal:
 
 def to_json_text(value: Decimal) -> str:
     """The decimal as a JSON number literal: 96.6, 10273000, never 1.0273E+7."""
+    text = str(value)
+    if "E" not in text and not ("." in text and text.endswith("0")) and value != 0:
+        return text  # already plain and without trailing zeros (the common case, much faster)
     return format(normalize(value), "f")

@@ -4,10 +4,11 @@ Functions take an open connection and keyword-only, already-validated arguments,
 dicts shaped like the public schemas (app/schemas.py), ready to render as JSON or CSV.
 """
 
-from datetime import datetime
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Select, func, literal, or_, select
+from sqlalchemy import Connection, Select, bindparam, false, func, literal_column, or_, select
 
 from app.models import (
     category_table as category,
@@ -19,6 +20,7 @@ from app.models import (
     source_table as source,
     unit_table as unit,
 )
+from app.prepared import fetch, fetch_one
 from app.schemas import ObservationQuery
 
 parent_region = region.alias("parent_region")
@@ -29,12 +31,21 @@ def row_dict(row: Any) -> dict[str, Any]:
     return {str(key): value for key, value in row._mapping.items()}
 
 
+# Constants written into the SQL text, so that statements built here can be prepared once
+# (app/prepared.py binds only named values).
+ONE: Any = literal_column("1")
+DELETE: Any = literal_column("'delete'")
+
+
+_DATA_VERSION = select(data_version.c.version, data_version.c.changed_at).where(
+    data_version.c.id == ONE
+)
+
+
 def get_data_version(connection: Connection) -> tuple[int, Any]:
     """The data version and when it last moved; (0, None) before anything was loaded."""
-    row = connection.execute(
-        select(data_version.c.version, data_version.c.changed_at).where(data_version.c.id == 1)
-    ).first()
-    return (int(row.version), row.changed_at) if row else (0, None)
+    row = fetch_one(connection, _DATA_VERSION, {})
+    return (int(row["version"]), row["changed_at"]) if row else (0, None)
 
 
 def _unit(row: Any) -> dict[str, Any]:
@@ -283,20 +294,19 @@ def get_source_text(connection: Connection, *, code: str) -> tuple[bool, str | N
 # --- observations -------------------------------------------------------------------------
 
 
-def observation_states(
-    *, as_of: datetime | None = None, changed_after: datetime | None = None
-) -> Any:
+def observation_states(*, as_of: Any = None, changed_after: Any = None) -> Any:
     """The observations as a table: published now, as they stood at `as_of`, or (with
     `changed_after`) only those whose latest change came later, deletions included and marked.
 
     Columns: id, indicator_id, region_id, year, value, unit_id, qualifier, source_id, quote,
-    note, revision, updated_at, deleted.
+    note, revision, updated_at, deleted. `as_of` and `changed_after` are datetimes or bound
+    parameters (`bindparam`) standing for them.
     """
     if as_of is None and changed_after is None:
         return select(
             *(observation.c[name] for name in STATE_COLUMNS),
             observation.c.updated_at,
-            literal(False).label("deleted"),
+            false().label("deleted"),
         ).subquery("states")
     rank = func.row_number().over(
         partition_by=(revision.c.indicator_id, revision.c.region_id, revision.c.year),
@@ -309,10 +319,10 @@ def observation_states(
     states = select(
         *(ranked.c[name] for name in STATE_COLUMNS),
         ranked.c.recorded_at.label("updated_at"),
-        (ranked.c.action == "delete").label("deleted"),
-    ).where(ranked.c.rank == 1)
+        (ranked.c.action == DELETE).label("deleted"),
+    ).where(ranked.c.rank == ONE)
     if changed_after is None:
-        states = states.where(ranked.c.action != "delete")
+        states = states.where(ranked.c.action != DELETE)
     else:
         states = states.where(ranked.c.recorded_at > changed_after)
     return states.subquery("states")
@@ -348,28 +358,89 @@ def _order_by(sort: str, states: Any) -> list[Any]:
     return [columns[key[1:]].desc() if key.startswith("-") else columns[key].asc() for key in keys]
 
 
-def _year_filters(states: Any, query: ObservationQuery) -> list[Any]:
+@dataclass(frozen=True)
+class ListShape:
+    """What decides the SQL text of an observation list: which filters, how many codes in each,
+    the sort. The values themselves are bound (`list_parameters`), so one statement per shape is
+    built and compiled once (app/prepared.py)."""
+
+    categories: int = 0
+    indicators: int = 0
+    regions: int = 0
+    qualifiers: int = 0
+    year: bool = False
+    from_: bool = False
+    to: bool = False
+    latest: bool = False
+    as_of: bool = False
+    changed_after: bool = False
+    sort: str = ""
+
+    @classmethod
+    def of(cls, query: ObservationQuery) -> "ListShape":
+        return cls(
+            categories=len(query.category),
+            indicators=len(query.indicator),
+            regions=len(query.region),
+            qualifiers=len(query.qualifier),
+            year=query.year is not None,
+            from_=query.from_ is not None,
+            to=query.to is not None,
+            latest=query.latest is not None,
+            as_of=query.as_of is not None,
+            changed_after=query.updated_after is not None,
+            sort=query.sort,
+        )
+
+
+def list_parameters(query: ObservationQuery) -> dict[str, Any]:
+    """The values bound into the statement of `ListShape.of(query)`."""
+    values: dict[str, Any] = {
+        "year": query.year,
+        "from_year": query.from_,
+        "to_year": query.to,
+        "latest": query.latest,
+        "as_of": query.as_of,
+        "changed_after": query.updated_after,
+        "limit": query.limit,
+        "offset": query.offset,
+    }
+    for name, codes in (
+        ("category", query.category),
+        ("indicator", query.indicator),
+        ("region", query.region),
+        ("qualifier", [q.value for q in query.qualifier]),
+    ):
+        values.update({f"{name}_{i}": code for i, code in enumerate(codes)})
+    return values
+
+
+def _codes_in(column: Any, name: str, count: int) -> Any:
+    return column.in_([bindparam(f"{name}_{i}") for i in range(count)])
+
+
+def _year_filters(states: Any, shape: ListShape) -> list[Any]:
     conditions = []
-    if query.year is not None:
-        conditions.append(states.c.year == query.year)
-    if query.from_ is not None:
-        conditions.append(states.c.year >= query.from_)
-    if query.to is not None:
-        conditions.append(states.c.year <= query.to)
+    if shape.year:
+        conditions.append(states.c.year == bindparam("year"))
+    if shape.from_:
+        conditions.append(states.c.year >= bindparam("from_year"))
+    if shape.to:
+        conditions.append(states.c.year <= bindparam("to_year"))
     return conditions
 
 
-def _conditions(query: ObservationQuery, states: Any) -> list[Any]:
-    conditions = _year_filters(states, query)
-    if query.category:
-        conditions.append(category.c.code.in_(query.category))
-    if query.indicator:
-        conditions.append(indicator.c.code.in_(query.indicator))
-    if query.region:
-        conditions.append(region.c.code.in_(query.region))
-    if query.qualifier:
-        conditions.append(states.c.qualifier.in_([q.value for q in query.qualifier]))
-    if query.latest is not None:
+def _conditions(shape: ListShape, states: Any) -> list[Any]:
+    conditions = _year_filters(states, shape)
+    if shape.categories:
+        conditions.append(_codes_in(category.c.code, "category", shape.categories))
+    if shape.indicators:
+        conditions.append(_codes_in(indicator.c.code, "indicator", shape.indicators))
+    if shape.regions:
+        conditions.append(_codes_in(region.c.code, "region", shape.regions))
+    if shape.qualifiers:
+        conditions.append(_codes_in(states.c.qualifier, "qualifier", shape.qualifiers))
+    if shape.latest:
         # Rank each series' years before any series filter, so filters never change them.
         rank = (
             func.row_number()
@@ -379,8 +450,9 @@ def _conditions(query: ObservationQuery, states: Any) -> list[Any]:
             )
             .label("rank")
         )
-        ranked = select(states.c.id, rank).where(*_year_filters(states, query)).subquery()
-        conditions.append(states.c.id.in_(select(ranked.c.id).where(ranked.c.rank <= query.latest)))
+        ranked = select(states.c.id, rank).where(*_year_filters(states, shape)).subquery()
+        latest = select(ranked.c.id).where(ranked.c.rank <= bindparam("latest"))
+        conditions.append(states.c.id.in_(latest))
     return conditions
 
 
@@ -394,25 +466,40 @@ def _joined(states: Any) -> Any:
     )
 
 
+@lru_cache(maxsize=512)
+def list_statements(shape: ListShape) -> tuple[Select[Any], Select[Any]]:
+    """(one page, the count over all pages) for an observation list of this shape."""
+    states = observation_states(
+        as_of=bindparam("as_of", type_=revision.c.recorded_at.type) if shape.as_of else None,
+        changed_after=(
+            bindparam("changed_after", type_=revision.c.recorded_at.type)
+            if shape.changed_after
+            else None
+        ),
+    )
+    conditions = _conditions(shape, states)
+    page = (
+        _observation_select(states)
+        .where(*conditions)
+        .order_by(*_order_by(shape.sort, states))
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+    count = select(func.count().label("total")).select_from(_joined(states)).where(*conditions)
+    return page, count
+
+
 def list_observations(
     connection: Connection, *, query: ObservationQuery
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of observations with their labels, and the total over all pages."""
-    states = observation_states(as_of=query.as_of, changed_after=query.updated_after)
-    conditions = _conditions(query, states)
-    rows = connection.execute(
-        _observation_select(states)
-        .where(*conditions)
-        .order_by(*_order_by(query.sort, states))
-        .limit(query.limit)
-        .offset(query.offset)
-    ).all()
+    page, count = list_statements(ListShape.of(query))
+    values = list_parameters(query)
+    rows = fetch(connection, page, values)
     if rows and query.offset == 0 and len(rows) < query.limit:
         total = len(rows)  # the whole result fits on this page: no need to count
     else:
-        total = connection.execute(
-            select(func.count()).select_from(_joined(states)).where(*conditions)
-        ).scalar_one()
+        total = fetch(connection, count, values)[0]["total"]
     return [_observation_dict(row) for row in rows], total
 
 
@@ -454,7 +541,7 @@ def _observation_select(states: Any) -> Select[Any]:
 
 
 def _observation_dict(row: Any) -> dict[str, Any]:
-    data = row_dict(row)
+    data = row if isinstance(row, dict) else row_dict(row)
     data["source"] = {"id": data.pop("source_id"), "quote": data.pop("quote")}
     data["deleted"] = bool(data["deleted"])
     return data

@@ -56,7 +56,7 @@ async def list_comparisons(
             categories=params.category,
             indicators=params.indicator,
             regions=params.region,
-            observations=queries.observation_states(as_of=params.as_of),
+            as_of=params.as_of,
         )
 
     def render(rows: list[dict[str, Any]]) -> Response:

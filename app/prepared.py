@@ -1,0 +1,108 @@
+"""Read statements compiled once and run on the driver's cursor: the read paths' fast lane.
+
+A read statement (built in app/queries.py and app/comparisons.py from SQLAlchemy Core, with
+every value a named `bindparam`) is compiled once per database dialect. Each request then runs
+its SQL text on the DBAPI cursor of the request's SQLAlchemy connection, inside the same
+transaction, and converts each column with the result processor of its SQLAlchemy type. The
+answer is the same as `connection.execute(statement, params)` (tests/test_prepared.py runs both
+on the same data); what is skipped is the per-request statement construction, cache-key
+hashing and execution context that made a 10-row read cost 10 times its SQL
+(../shared/PERFORMANCE.md, docs/benchmarks.md).
+
+Statements run here must bind every value by name (no anonymous literals such as
+`column == 1`); `prepare` refuses one that does not, so a missing value cannot become NULL.
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from threading import Lock
+from typing import Any
+
+from sqlalchemy import Connection, Select
+from sqlalchemy.engine import Dialect
+
+Processor = Callable[[Any], Any] | None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    sql: str
+    positional: tuple[str, ...] | None  # parameter names in order, or None: a named paramstyle
+    binders: tuple[tuple[str, Processor], ...]  # each parameter's bind processor
+    columns: tuple[str, ...]
+    processors: tuple[Processor, ...]
+
+    def parameters(self, values: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
+        bound = {
+            name: processor(values[name]) if processor else values[name]
+            for name, processor in self.binders
+        }
+        if self.positional is None:
+            return bound
+        return [bound[name] for name in self.positional]
+
+
+_prepared: dict[tuple[int, str], tuple[Select[Any], Prepared]] = {}
+_lock = Lock()
+
+
+def prepare(statement: Select[Any], dialect: Dialect) -> Prepared:
+    """The statement compiled for `dialect`, once per statement object (keep the object)."""
+    key = (id(statement), dialect.name)
+    found = _prepared.get(key)
+    if found is not None and found[0] is statement:
+        return found[1]
+    compiled = statement.compile(dialect=dialect)
+    anonymous = [name for name, bind in compiled.binds.items() if bind.unique]
+    if anonymous:
+        raise ValueError(f"bind every value by name in prepared statements: {anonymous}")
+    order = compiled.positiontup
+    positional = tuple(str(name) for name in order) if order is not None else None
+    prepared = Prepared(
+        sql=compiled.string,
+        positional=positional,
+        binders=tuple(
+            (name, bind.type.dialect_impl(dialect).bind_processor(dialect))
+            for name, bind in compiled.binds.items()
+        ),
+        columns=tuple(str(column.key) for column in statement.selected_columns),
+        processors=tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, None)
+            for column in statement.selected_columns
+        ),
+    )
+    with _lock:
+        _prepared[key] = (statement, prepared)
+    return prepared
+
+
+def fetch(
+    connection: Connection, statement: Select[Any], values: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """Rows of `statement` with `values`, as dicts keyed by column label."""
+    prepared = prepare(statement, connection.dialect)
+    if not connection.in_transaction():
+        connection.begin()  # the same (deferred, on SQLite) transaction as Core would open
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(prepared.sql, prepared.parameters(values))
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    columns, processors = prepared.columns, prepared.processors
+    if not any(processors):
+        return [dict(zip(columns, row, strict=True)) for row in rows]
+    return [
+        {
+            column: processor(value) if processor else value
+            for column, processor, value in zip(columns, processors, row, strict=True)
+        }
+        for row in rows
+    ]
+
+
+def fetch_one(
+    connection: Connection, statement: Select[Any], values: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    rows = fetch(connection, statement, values)
+    return rows[0] if rows else None
