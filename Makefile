@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: serve test lint typecheck pytest clean
+.PHONY: serve test lint typecheck pytest bench profile clean
 
 $(BIN)/activate:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -38,5 +38,21 @@ typecheck: $(VENV)/.installed
 pytest: $(VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## bench: wrk against the app (seed and 1,000,000 synthetic rows) and Datasette; prints one
+## table (docs/benchmarks.md). DATABASE_URL=postgresql://... measures PostgreSQL as well.
+bench: $(VENV)/.installed .venv-bench/.installed
+	@command -v wrk >/dev/null || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
+	$(BIN)/python bench/run.py $(if $(DATABASE_URL),--database-url $(DATABASE_URL)) $(BENCH_ARGS)
+
+## profile: py-spy on one worker while wrk loads one target (TARGET=filtered by default)
+profile: $(VENV)/.installed .venv-bench/.installed
+	$(BIN)/python bench/profile.py $(or $(TARGET),filtered) $(PROFILE_ARGS)
+
+.venv-bench/.installed: bench/requirements.txt
+	$(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/python -m pip install --quiet -r bench/requirements.txt
+	touch $@
+
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-bench data bench/.data bench/out .pytest_cache .mypy_cache .ruff_cache

@@ -44,7 +44,7 @@ from app.models import (
     unit_table as unit,
 )
 from app.prepared import fetch
-from app.queries import observation_states, row_dict
+from app.queries import observation_states
 
 APPROXIMATE_TOLERANCE = Decimal("0.10")
 PERCENT_UNITS = frozenset({"percent"})
@@ -368,6 +368,37 @@ def summarize(
     return list(summary.values())
 
 
+@lru_cache(maxsize=256)
+def series_statement(regions: int, from_year: bool, to_year: bool) -> Select[Any]:
+    """One indicator's values per region and year (values bound: code, region_i, from/to)."""
+    value_unit = unit.alias("value_unit")
+    conditions = [indicator.c.code == bindparam("code")]
+    if regions:
+        conditions.append(region.c.code.in_([bindparam(f"region_{i}") for i in range(regions)]))
+    if from_year:
+        conditions.append(observation.c.year >= bindparam("from_year"))
+    if to_year:
+        conditions.append(observation.c.year <= bindparam("to_year"))
+    return (
+        select(
+            region.c.code.label("region"),
+            region.c.name_zh.label("region_name_zh"),
+            region.c.name_en.label("region_name_en"),
+            observation.c.year,
+            observation.c.value,
+            observation.c.qualifier,
+            value_unit.c.code.label("unit"),
+        )
+        .select_from(
+            observation.join(indicator, observation.c.indicator_id == indicator.c.id)
+            .join(region, observation.c.region_id == region.c.id)
+            .join(value_unit, observation.c.unit_id == value_unit.c.id)
+        )
+        .where(*conditions)
+        .order_by(region.c.code, observation.c.year)
+    )
+
+
 def list_series(
     connection: Connection,
     *,
@@ -375,35 +406,12 @@ def list_series(
     regions: Sequence[str] = (),
     from_year: int | None = None,
     to_year: int | None = None,
-    observations: Any = observation,
 ) -> list[dict[str, Any]]:
     """The yearly values of one indicator per region, each compared with its previous year."""
-    value_unit = unit.alias("value_unit")
-    years = []
-    if from_year is not None:
-        years.append(observations.c.year >= from_year)
-    if to_year is not None:
-        years.append(observations.c.year <= to_year)
-    statement = (
-        select(
-            region.c.code.label("region"),
-            region.c.name_zh.label("region_name_zh"),
-            region.c.name_en.label("region_name_en"),
-            observations.c.year,
-            observations.c.value,
-            observations.c.qualifier,
-            value_unit.c.code.label("unit"),
-        )
-        .select_from(
-            observations.join(indicator, observations.c.indicator_id == indicator.c.id)
-            .join(region, observations.c.region_id == region.c.id)
-            .join(value_unit, observations.c.unit_id == value_unit.c.id)
-        )
-        .where(indicator.c.code == indicator_code, *_filters((), (), regions))
-        .where(*years)
-        .order_by(region.c.code, observations.c.year)
-    )
-    return [row_dict(row) for row in connection.execute(statement)]
+    statement = series_statement(len(regions), from_year is not None, to_year is not None)
+    values = {"code": indicator_code, "from_year": from_year, "to_year": to_year}
+    values.update({f"region_{i}": code for i, code in enumerate(regions)})
+    return fetch(connection, statement, values)
 
 
 def build_series(rows: Sequence[dict[str, Any]], *, rate: bool) -> list[dict[str, Any]]:

@@ -14,8 +14,8 @@ from app.observability import (
     configure_logging,
     request_id_middleware,
 )
-from app.ratelimit import limit_reads
-from app.reads import check_parameters
+from app.params import document_query_models
+from app.reads import NotModifiedError, before_api_request, not_modified_response
 from app.rendering import JSONResponse
 from app.routers import (
     categories,
@@ -61,6 +61,7 @@ def create_app() -> FastAPI:
         static_url="/docs-assets",
     )
     install_error_handlers(app)
+    app.add_exception_handler(NotModifiedError, not_modified_response)
     app.add_middleware(
         BodySizeLimitMiddleware,
         default_limit=settings.max_body_bytes,
@@ -81,7 +82,7 @@ def create_app() -> FastAPI:
     api = APIRouter(
         prefix=API_PREFIX,
         responses=COMMON_ERRORS,
-        dependencies=[Depends(limit_reads), Depends(check_parameters)],
+        dependencies=[Depends(before_api_request)],
     )
     for module in (
         categories,
@@ -96,6 +97,7 @@ def create_app() -> FastAPI:
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)
+    document_query_models(app)
     return app
 
 

@@ -77,15 +77,28 @@ def prepare(statement: Select[Any], dialect: Dialect) -> Prepared:
 
 
 def fetch(
-    connection: Connection, statement: Select[Any], values: Mapping[str, Any]
+    connection: Connection,
+    statement: Select[Any],
+    values: Mapping[str, Any],
+    *,
+    transaction: bool = True,
 ) -> list[dict[str, Any]]:
-    """Rows of `statement` with `values`, as dicts keyed by column label."""
+    """Rows of `statement` with `values`, as dicts keyed by column label.
+
+    Inside the connection's transaction, begun here if need be (the statements of one answer
+    see one snapshot); `transaction=False` runs a lone statement without one."""
     prepared = prepare(statement, connection.dialect)
-    if not connection.in_transaction():
+    if transaction and not connection.in_transaction():
         connection.begin()  # the same (deferred, on SQLite) transaction as Core would open
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    parameters = prepared.parameters(values)
+    # Listeners of SQLAlchemy's cursor events (statement counters in the tests, tracing) see
+    # these statements as they see Core's.
+    connection.dispatch.before_cursor_execute(
+        connection, cursor, prepared.sql, parameters, None, False
+    )
     try:
-        cursor.execute(prepared.sql, prepared.parameters(values))
+        cursor.execute(prepared.sql, parameters)
         rows = cursor.fetchall()
     finally:
         cursor.close()
@@ -102,7 +115,11 @@ def fetch(
 
 
 def fetch_one(
-    connection: Connection, statement: Select[Any], values: Mapping[str, Any]
+    connection: Connection,
+    statement: Select[Any],
+    values: Mapping[str, Any],
+    *,
+    transaction: bool = True,
 ) -> dict[str, Any] | None:
-    rows = fetch(connection, statement, values)
+    rows = fetch(connection, statement, values, transaction=transaction)
     return rows[0] if rows else None

@@ -4,6 +4,7 @@ Functions take an open connection and keyword-only, already-validated arguments,
 dicts shaped like the public schemas (app/schemas.py), ready to render as JSON or CSV.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -42,14 +43,20 @@ _DATA_VERSION = select(data_version.c.version, data_version.c.changed_at).where(
 )
 
 
-def get_data_version(connection: Connection) -> tuple[int, Any]:
-    """The data version and when it last moved; (0, None) before anything was loaded."""
-    row = fetch_one(connection, _DATA_VERSION, {})
+def get_data_version(connection: Connection, *, transaction: bool = True) -> tuple[int, Any]:
+    """The data version and when it last moved; (0, None) before anything was loaded.
+
+    `transaction=False` reads it alone, outside a transaction (one statement needs none)."""
+    row = fetch_one(connection, _DATA_VERSION, {}, transaction=transaction)
     return (int(row["version"]), row["changed_at"]) if row else (0, None)
 
 
-def _unit(row: Any) -> dict[str, Any]:
-    return {"code": row.unit_code, "name_zh": row.unit_name_zh, "name_en": row.unit_name_en}
+def _unit(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "code": row["unit_code"],
+        "name_zh": row["unit_name_zh"],
+        "name_en": row["unit_name_en"],
+    }
 
 
 def _indicator_select() -> Select[Any]:
@@ -76,18 +83,24 @@ def _indicator_select() -> Select[Any]:
     )
 
 
-def _indicator_dict(row: Any) -> dict[str, Any]:
+def _indicator_dict(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """An indicator as the public schema shapes it, from a row's mapping."""
     return {
-        "code": row.code,
-        "category": row.category,
-        "name_zh": row.name_zh,
-        "name_en": row.name_en,
+        **{key: row[key] for key in _INDICATOR_KEYS},
         "unit": _unit(row),
-        "measure_type": row.measure_type,
-        "description_zh": row.description_zh,
-        "description_en": row.description_en,
-        "display_order": row.display_order,
     }
+
+
+_INDICATOR_KEYS = (
+    "code",
+    "category",
+    "name_zh",
+    "name_en",
+    "measure_type",
+    "description_zh",
+    "description_en",
+    "display_order",
+)
 
 
 def list_categories(connection: Connection) -> list[dict[str, Any]]:
@@ -123,7 +136,7 @@ def get_category(connection: Connection, *, code: str) -> dict[str, Any] | None:
     if not categories:
         return None
     rows = connection.execute(_indicator_select().where(category.c.code == code))
-    return {**categories[0], "indicators": [_indicator_dict(row) for row in rows]}
+    return {**categories[0], "indicators": [_indicator_dict(row._mapping) for row in rows]}
 
 
 def list_indicators(
@@ -155,12 +168,20 @@ def list_indicators(
         if year is not None:
             having_data = having_data.where(observation.c.year == year)
         statement = statement.where(having_data.exists())
-    return [_indicator_dict(row) for row in connection.execute(statement)]
+    return [_indicator_dict(row._mapping) for row in connection.execute(statement)]
+
+
+_INDICATORS_BY_CODE: dict[int, Select[Any]] = {}
 
 
 def list_indicators_by_code(connection: Connection, *, codes: list[str]) -> list[dict[str, Any]]:
     """The indicators with these codes (those that exist), in display order."""
-    rows = connection.execute(_indicator_select().where(indicator.c.code.in_(codes)))
+    statement = _INDICATORS_BY_CODE.get(len(codes))
+    if statement is None:
+        wanted: list[Any] = [bindparam(f"code_{i}") for i in range(len(codes))]
+        statement = _indicator_select().where(indicator.c.code.in_(wanted))
+        _INDICATORS_BY_CODE[len(codes)] = statement
+    rows = fetch(connection, statement, {f"code_{i}": code for i, code in enumerate(codes)})
     return [_indicator_dict(row) for row in rows]
 
 
@@ -183,7 +204,7 @@ def get_indicator(connection: Connection, *, code: str) -> dict[str, Any] | None
         r.code: {"code": r.code, "name_zh": r.name_zh, "name_en": r.name_en} for r in coverage
     }
     return {
-        **_indicator_dict(row),
+        **_indicator_dict(row._mapping),
         "years": sorted({r.year for r in coverage}),
         "regions": [regions[key] for key in sorted(regions)],
         "observation_count": len(coverage),

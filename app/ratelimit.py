@@ -52,8 +52,8 @@ def check(limit: str | None, *, bucket: str, who: str) -> None:
     )
 
 
-async def limit_reads(request: Request) -> None:
-    """Dependency for the API's routes: counts GETs per client address when a limit is set."""
+def limit_reads(request: Request) -> None:
+    """Counts GETs per client address when a limit is set (app/reads.py `before_api_request`)."""
     limit = get_settings().read_rate_limit
     if limit and request.method in ("GET", "HEAD"):
         check(limit, bucket="read", who=request.client.host if request.client else "unknown")

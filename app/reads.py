@@ -25,9 +25,10 @@ from sqlalchemy import Connection, Engine
 
 from app.catalog import Catalog, get_catalog
 from app.config import get_settings
-from app.db import read_connection
+from app.db import EngineDep, read_connection
 from app.errors import InvalidParameterError, NotFoundError
 from app.queries import get_data_version
+from app.ratelimit import limit_reads
 from app.rendering import JSONResponse, csv_response, wants_csv
 from app.schemas import csv_columns
 
@@ -37,7 +38,16 @@ T = TypeVar("T")
 REPEATABLE_PARAMETERS = frozenset({"category", "indicator", "region", "qualifier"})
 
 
-async def check_parameters(request: Request) -> None:
+async def before_api_request(request: Request, engine: EngineDep) -> None:
+    """The one dependency of every API route, in this order: the read rate limit, parameter
+    hygiene, then 304 for a current ETag. One dependency rather than three: FastAPI's
+    dependency resolution costs more per dependency than these checks do (bench/profile.py)."""
+    limit_reads(request)
+    check_parameters(request)
+    await revalidate(request, engine)
+
+
+def check_parameters(request: Request) -> None:
     """422 for a parameter given twice that takes one value (`?q=a&q=b`), instead of silently
     keeping the last (code filters are the repeatable ones), and for a NUL character, which
     PostgreSQL cannot store or compare."""
@@ -63,6 +73,42 @@ async def run_db(engine: Engine, work: Callable[[], T]) -> T:
 async def run_write(work: Callable[[], T]) -> T:
     """Run a write in the thread pool, on every database: a writer may wait for the lock."""
     return await to_thread.run_sync(work)
+
+
+class NotModifiedError(Exception):
+    """Raised by `revalidate` to answer 304 at once (handled by `not_modified_response`)."""
+
+    def __init__(self, etag: str, changed_at: datetime | None) -> None:
+        super().__init__(etag)
+        self.etag = etag
+        self.changed_at = changed_at
+
+
+async def not_modified_response(_request: Request, error: Exception) -> Response:
+    assert isinstance(error, NotModifiedError)
+    return Response(status_code=304, headers=cache_headers(error.etag, error.changed_at))
+
+
+async def revalidate(request: Request, engine: Engine) -> None:
+    """304 for a GET whose `If-None-Match` names the current
+    data version's ETag, decided before the query parameters are parsed or any query runs
+    (dashboards poll; most polls find nothing new).
+
+    Only tags this module makes (`"v<version>-<digest>"`) are looked at; anything else, and
+    `*`, is left to `serve_read`, which checks again inside the request's read transaction."""
+    if_none_match = request.headers.get("if-none-match")
+    if not if_none_match or '"v' not in if_none_match or request.method not in ("GET", "HEAD"):
+        return
+
+    def read_version() -> tuple[int, datetime | None]:
+        with read_connection(engine) as connection:
+            return get_data_version(connection, transaction=False)
+
+    version, changed_at = await run_db(engine, read_version)
+    as_csv = wants_csv(request, request.query_params.get("format"))
+    etag = make_etag(version, request, "csv" if as_csv else "json")
+    if etag_matches(if_none_match, etag):
+        raise NotModifiedError(etag, changed_at)
 
 
 @dataclass

@@ -185,6 +185,45 @@ def test_if_none_match_gives_304_until_the_data_changes(make_client, seeded_engi
     assert after_write.headers["etag"] != etag
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"{URL}?category=alpha&limit=2",
+        f"{URL}?format=csv",
+        "/api/v1/comparisons?year=2022",
+        "/api/v1/regions",
+    ],
+)
+def test_a_current_etag_is_answered_304_with_the_data_version_read_alone(
+    world: TestClient, world_engine: Engine, path: str
+) -> None:
+    first = world.get(path)
+    assert first.status_code == 200
+    fresh = count_statements(world_engine, lambda: world.get(path))
+
+    revalidated: list[Any] = []
+    statements = count_statements(
+        world_engine,
+        lambda: revalidated.append(
+            world.get(path, headers={"If-None-Match": first.headers["etag"]})
+        ),
+    )
+
+    assert revalidated[0].status_code == 304
+    assert revalidated[0].headers["etag"] == first.headers["etag"]
+    assert statements == 1 < fresh  # the data version only: no query of the answer itself
+
+
+def test_a_304_still_needs_valid_parameters_for_a_stale_or_foreign_etag(world: TestClient) -> None:
+    etag = world.get(URL).headers["etag"]
+
+    # The tag of another query is not this query's: it is answered in full, or refused.
+    assert world.get(f"{URL}?year=2021", headers={"If-None-Match": etag}).status_code == 200
+    refused = world.get(f"{URL}?year=abc", headers={"If-None-Match": etag})
+    assert refused.status_code == 422
+    assert world.get(URL, headers={"If-None-Match": '"r1"'}).status_code == 200
+
+
 def test_etags_differ_by_query_and_format(world: TestClient) -> None:
     tags = {
         world.get(URL).headers["etag"],

@@ -3,8 +3,17 @@
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from app.main import create_app
+from app.schemas import (
+    ComparisonQuery,
+    FormatQuery,
+    IndicatorQuery,
+    ObservationQuery,
+    SeriesQuery,
+    SummaryQuery,
+)
 
 SPEC = create_app().openapi()
 OPERATIONS = [
@@ -40,6 +49,30 @@ def test_every_parameter_has_a_description_and_an_example(
         described = parameter.get("description") or parameter.get("schema", {}).get("description")
         assert described, f"{name} has no description"
         assert _has_example(parameter), f"{name} has no example"
+
+
+@pytest.mark.parametrize(
+    ("path", "model"),
+    [
+        ("/api/v1/observations", ObservationQuery),
+        ("/api/v1/comparisons", ComparisonQuery),
+        ("/api/v1/comparisons/summary", SummaryQuery),
+        ("/api/v1/indicators/{code}/series", SeriesQuery),
+        ("/api/v1/indicators", IndicatorQuery),
+        ("/api/v1/regions", FormatQuery),
+    ],
+)
+def test_query_models_read_by_app_params_are_documented_parameter_by_parameter(
+    path: str, model: type[BaseModel]
+) -> None:
+    documented = {
+        p["name"]: p for p in SPEC["paths"][path]["get"]["parameters"] if p["in"] == "query"
+    }
+
+    expected = {field.alias or name for name, field in model.model_fields.items()}
+    assert set(documented) == expected
+    for name, field in model.model_fields.items():
+        assert documented[field.alias or name]["description"] == field.description
 
 
 @pytest.mark.parametrize("name", sorted(SPEC["components"]["schemas"]))

@@ -2,11 +2,12 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
 from app import queries
 from app.db import EngineDep
+from app.params import from_query
 from app.reads import item_renderer, serve_list, serve_read
 from app.routers.docs import CSV_RESPONSE, NOT_FOUND
 from app.schemas import Category, CategoryDetail, CategoryList, FormatQuery
@@ -19,7 +20,7 @@ CategoryCode = Annotated[
 
 @router.get("", response_model=CategoryList, responses=CSV_RESPONSE)
 async def list_categories(
-    request: Request, params: Annotated[FormatQuery, Query()], engine: EngineDep
+    request: Request, params: Annotated[FormatQuery, from_query(FormatQuery)], engine: EngineDep
 ) -> Response:
     """List the categories (sections of the review) in review order."""
     return await serve_list(

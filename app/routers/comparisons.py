@@ -5,13 +5,14 @@ The rules are in app/comparisons.py; this module only speaks HTTP.
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
 from app import comparisons, queries
 from app.catalog import check_codes
 from app.db import EngineDep
 from app.errors import NotFoundError
+from app.params import from_query
 from app.reads import serve_read
 from app.rendering import JSONResponse, csv_response, flatten, wants_csv
 from app.routers.docs import CSV_RESPONSE, NOT_FOUND
@@ -39,7 +40,9 @@ SERIES_CSV_COLUMNS = [
 
 @router.get("/comparisons", response_model=ComparisonList, responses=CSV_RESPONSE)
 async def list_comparisons(
-    request: Request, params: Annotated[ComparisonQuery, Query()], engine: EngineDep
+    request: Request,
+    params: Annotated[ComparisonQuery, from_query(ComparisonQuery)],
+    engine: EngineDep,
 ) -> Response:
     """Compare each indicator x region between `year` and an earlier `base_year`."""
     as_csv = wants_csv(request, params.format)
@@ -70,7 +73,7 @@ async def list_comparisons(
 
 @router.get("/comparisons/summary", response_model=ComparisonSummary, responses=CSV_RESPONSE)
 async def summarize_comparisons(
-    request: Request, params: Annotated[SummaryQuery, Query()], engine: EngineDep
+    request: Request, params: Annotated[SummaryQuery, from_query(SummaryQuery)], engine: EngineDep
 ) -> Response:
     """Count, per category, the indicators that went up, down, stayed flat or can't be compared."""
     as_csv = wants_csv(request, params.format)
@@ -107,7 +110,7 @@ async def get_series(
     code: Annotated[
         str, Path(description="Indicator code.", examples=["adaptive_training_trainees"])
     ],
-    params: Annotated[SeriesQuery, Query()],
+    params: Annotated[SeriesQuery, from_query(SeriesQuery)],
     engine: EngineDep,
 ) -> Response:
     """Get an indicator's yearly values per region, with changes and the growth rate."""

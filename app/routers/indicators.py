@@ -2,12 +2,13 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
 from app import queries
 from app.catalog import check_codes
 from app.db import EngineDep
+from app.params import from_query
 from app.reads import item_renderer, list_renderer, serve_read
 from app.rendering import wants_csv
 from app.routers.docs import CSV_RESPONSE, NOT_FOUND
@@ -21,7 +22,9 @@ IndicatorCode = Annotated[
 
 @router.get("", response_model=IndicatorList, responses=CSV_RESPONSE)
 async def list_indicators(
-    request: Request, params: Annotated[IndicatorQuery, Query()], engine: EngineDep
+    request: Request,
+    params: Annotated[IndicatorQuery, from_query(IndicatorQuery)],
+    engine: EngineDep,
 ) -> Response:
     """List indicators, by category, name text, or where and when they have data."""
     as_csv = wants_csv(request, params.format)

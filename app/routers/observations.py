@@ -3,7 +3,7 @@ deleted, and its history."""
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.responses import Response
 
 from app import queries, writes
@@ -11,6 +11,7 @@ from app.auth import WriteKey, touch_key
 from app.catalog import check_codes
 from app.db import EngineDep, read_connection, write_transaction
 from app.errors import NotFoundError, UnsupportedMediaTypeError
+from app.params import from_query
 from app.reads import cache_headers, etag_matches, run_db, run_write, serve_read
 from app.rendering import JSONResponse, csv_response, wants_csv
 from app.routers.docs import CSV_RESPONSE, NOT_FOUND, PRECONDITION_FAILED, WRITE_ERRORS
@@ -43,7 +44,9 @@ def _next_url(request: Request, params: ObservationQuery, total: int) -> str | N
 
 @router.get("", response_model=ObservationPage, responses=CSV_RESPONSE)
 async def list_observations(
-    request: Request, params: Annotated[ObservationQuery, Query()], engine: EngineDep
+    request: Request,
+    params: Annotated[ObservationQuery, from_query(ObservationQuery)],
+    engine: EngineDep,
 ) -> Response:
     """List observations with their labels and sources, filtered, sorted and paged."""
     as_csv = wants_csv(request, params.format)

@@ -2,11 +2,12 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
 from app import queries
 from app.db import EngineDep
+from app.params import from_query
 from app.reads import item_renderer, serve_list, serve_read
 from app.routers.docs import CSV_RESPONSE, NOT_FOUND
 from app.schemas import FormatQuery, Region, RegionDetail, RegionList
@@ -17,7 +18,7 @@ RegionCode = Annotated[str, Path(description="GB/T 2260 code.", examples=["32041
 
 @router.get("", response_model=RegionList, responses=CSV_RESPONSE)
 async def list_regions(
-    request: Request, params: Annotated[FormatQuery, Query()], engine: EngineDep
+    request: Request, params: Annotated[FormatQuery, from_query(FormatQuery)], engine: EngineDep
 ) -> Response:
     """List the regions by code, with or without data."""
     return await serve_list(

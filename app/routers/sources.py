@@ -2,12 +2,13 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from app import queries
 from app.db import EngineDep
 from app.errors import NotFoundError
+from app.params import from_query
 from app.reads import item_renderer, serve_list, serve_read
 from app.routers.docs import CSV_RESPONSE, NOT_FOUND
 from app.schemas import FormatQuery, Source, SourceList
@@ -18,7 +19,7 @@ SourceId = Annotated[str, Path(description="Source id.", examples=["cz-tyjrswj-2
 
 @router.get("", response_model=SourceList, responses=CSV_RESPONSE)
 async def list_sources(
-    request: Request, params: Annotated[FormatQuery, Query()], engine: EngineDep
+    request: Request, params: Annotated[FormatQuery, from_query(FormatQuery)], engine: EngineDep
 ) -> Response:
     """List the source documents by publication date."""
     return await serve_list(
