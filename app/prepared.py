@@ -24,13 +24,24 @@ from sqlalchemy.engine import Dialect
 Processor = Callable[[Any], Any] | None
 
 
-@dataclass(frozen=True)
+@dataclass
 class Prepared:
     sql: str
     positional: tuple[str, ...] | None  # parameter names in order, or None: a named paramstyle
     binders: tuple[tuple[str, Processor], ...]  # each parameter's bind processor
     columns: tuple[str, ...]
-    processors: tuple[Processor, ...]
+    types: tuple[Any, ...]  # each column's SQLAlchemy type, for this dialect
+    # Result processors, made at the first run: some drivers' (psycopg's NUMERIC) depend on the
+    # type the server reports in cursor.description.
+    processors: tuple[Processor, ...] | None = None
+
+    def converters(self, dialect: Dialect, description: Sequence[Any]) -> tuple[Processor, ...]:
+        if self.processors is None:
+            self.processors = tuple(
+                kind.result_processor(dialect, column[1])
+                for kind, column in zip(self.types, description, strict=True)
+            )
+        return self.processors
 
     def parameters(self, values: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
         bound = {
@@ -66,10 +77,7 @@ def prepare(statement: Select[Any], dialect: Dialect) -> Prepared:
             for name, bind in compiled.binds.items()
         ),
         columns=tuple(str(column.key) for column in statement.selected_columns),
-        processors=tuple(
-            column.type.dialect_impl(dialect).result_processor(dialect, None)
-            for column in statement.selected_columns
-        ),
+        types=tuple(column.type.dialect_impl(dialect) for column in statement.selected_columns),
     )
     with _lock:
         _prepared[key] = (statement, prepared)
@@ -100,9 +108,10 @@ def fetch(
     try:
         cursor.execute(prepared.sql, parameters)
         rows = cursor.fetchall()
+        processors = prepared.converters(connection.dialect, cursor.description)
     finally:
         cursor.close()
-    columns, processors = prepared.columns, prepared.processors
+    columns = prepared.columns
     if not any(processors):
         return [dict(zip(columns, row, strict=True)) for row in rows]
     return [
