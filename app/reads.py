@@ -10,6 +10,7 @@ on the event loop (a thread-pool hop per request cost about two thirds of the th
 they run in the thread pool.
 """
 
+import asyncio
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from datetime import datetime
 from email.utils import format_datetime
 from typing import Any, TypeVar
 
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel
@@ -63,11 +64,26 @@ def check_parameters(request: Request) -> None:
             raise InvalidParameterError.for_field("path", name, "contains a NUL character")
 
 
+_limiters: dict[tuple[int, int], CapacityLimiter] = {}
+
+
+def _threads_for(engine: Engine) -> CapacityLimiter:
+    """As many threads for an engine's reads as its pool keeps connections open. With more,
+    reads spill into the pool's overflow, whose connections are opened and closed on every
+    request (a new PostgreSQL backend each): a third of the time under load
+    (docs/benchmarks.md). Writes keep the overflow."""
+    key = (id(engine), id(asyncio.get_running_loop()))
+    limiter = _limiters.get(key)
+    if limiter is None:
+        limiter = _limiters[key] = CapacityLimiter(get_settings().pg_pool_size)
+    return limiter
+
+
 async def run_db(engine: Engine, work: Callable[[], T]) -> T:
     """Run blocking database work: inline for SQLite, in the thread pool otherwise."""
     if engine.dialect.name == "sqlite":
         return work()
-    return await to_thread.run_sync(work)
+    return await to_thread.run_sync(work, limiter=_threads_for(engine))
 
 
 async def run_write(work: Callable[[], T]) -> T:

@@ -398,11 +398,13 @@ def measure_servers(
 
 
 def start_app(url: str, workers: int) -> Server:
+    """`statsapi serve` on `url`; BENCH_APP_ROOT=/other/checkout serves that checkout's app
+    instead (same harness, same databases: how docs/benchmarks.md measured "before")."""
     port = free_port()
-    process = start(
-        [str(STATSAPI), "serve", "--port", str(port), "--workers", str(workers)],
-        {"DATABASE_URL": url},
-    )
+    env = {"DATABASE_URL": url}
+    if os.environ.get("BENCH_APP_ROOT"):
+        env["PYTHONPATH"] = os.environ["BENCH_APP_ROOT"]
+    process = start([str(STATSAPI), "serve", "--port", str(port), "--workers", str(workers)], env)
     base = f"http://127.0.0.1:{port}"
     wait_until_up(base, "/readyz", process)
     return Server(f"app, {workers} worker{'s' if workers > 1 else ''}", base, process)
@@ -428,19 +430,22 @@ def run(args: argparse.Namespace) -> list[Measure]:
     sqlite = sqlite_databases()
     running: list[Server] = []
     try:
-        peer = start_datasette(sqlite)
-        running.append(peer)
-        for workers in args.workers:
+        if args.postgres_only:
+            sqlite = {}
+        peer = start_datasette(sqlite) if sqlite else None
+        running += [peer] if peer else []
+        for workers in args.workers if peer else []:
             apps = {name: start_app(url, workers) for name, url in sqlite.items()}
             running += apps.values()
             servers = [(apps[name], name, "") for name in sqlite]
-            if workers == 1:
+            if workers == 1 and peer:
                 servers += [(peer, name, "") for name in sqlite]
             print(f"SQLite, {workers} worker(s):", flush=True)
             measures += measure_servers(servers, "sqlite", args)
             for app in apps.values():
                 stop(app.process)
-        stop(peer.process)
+        if peer:
+            stop(peer.process)
         if args.database_url:
             postgres = postgres_databases(args.database_url)
             for workers in args.workers:
@@ -584,6 +589,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--postgres-only", action="store_true", help="skip the SQLite runs")
     parser.add_argument("--targets", nargs="+", help="only these (and the trivial endpoint)")
     parser.add_argument("--quick", action="store_true", help="1 round of 2 s, one worker")
     parser.add_argument(
