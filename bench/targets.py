@@ -24,6 +24,7 @@ CODES = {
     ),
     "synthetic": Codes("synthetic_i0001", "990100", "synthetic_c001", 2023, 2014),
 }
+CODES["small"] = CODES["synthetic"]
 
 
 @dataclass(frozen=True)
