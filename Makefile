@@ -47,7 +47,7 @@ bench: $(VENV)/.installed .venv-bench/.installed
 
 ## profile: py-spy on one worker while wrk loads one target (TARGET=filtered by default)
 profile: $(VENV)/.installed .venv-bench/.installed
-	$(BIN)/python bench/profile.py $(or $(TARGET),filtered) $(PROFILE_ARGS)
+	$(BIN)/python bench/sample.py $(or $(TARGET),filtered) $(PROFILE_ARGS)
 
 .venv-bench/.installed: bench/requirements.txt
 	$(PYTHON) -m venv .venv-bench

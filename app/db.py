@@ -113,7 +113,7 @@ async def engine_dependency() -> Engine:
     """FastAPI dependency for the configured engine; tests override it with their own.
 
     `async` so that FastAPI calls it on the event loop: a plain `def` dependency costs a
-    thread-pool hop on every request (bench/profile.py showed it on every read)."""
+    thread-pool hop on every request (bench/sample.py showed it on every read)."""
     return get_engine()
 
 

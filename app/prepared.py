@@ -102,9 +102,9 @@ def fetch(
     parameters = prepared.parameters(values)
     # Listeners of SQLAlchemy's cursor events (statement counters in the tests, tracing) see
     # these statements as they see Core's.
-    connection.dispatch.before_cursor_execute(
-        connection, cursor, prepared.sql, parameters, None, False
-    )
+    listeners = connection.dispatch.before_cursor_execute
+    if listeners:  # none in production: skip the call
+        listeners(connection, cursor, prepared.sql, parameters, None, False)
     try:
         cursor.execute(prepared.sql, parameters)
         rows = cursor.fetchall()

@@ -42,7 +42,7 @@ REPEATABLE_PARAMETERS = frozenset({"category", "indicator", "region", "qualifier
 async def before_api_request(request: Request, engine: EngineDep) -> None:
     """The one dependency of every API route, in this order: the read rate limit, parameter
     hygiene, then 304 for a current ETag. One dependency rather than three: FastAPI's
-    dependency resolution costs more per dependency than these checks do (bench/profile.py)."""
+    dependency resolution costs more per dependency than these checks do (bench/sample.py)."""
     limit_reads(request)
     check_parameters(request)
     await revalidate(request, engine)

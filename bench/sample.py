@@ -1,10 +1,10 @@
 """Where a request's time goes: py-spy samples one worker while wrk loads one endpoint.
 
-    python bench/profile.py [TARGET] [--database seed|synthetic] [--seconds 10] [--top 25]
+    python bench/sample.py [TARGET] [--database seed|synthetic] [--seconds 10] [--top 25]
 
 TARGET is a name from bench/targets.py (default: filtered). Prints the functions with the most
 samples on the stack (inclusive) and on top of it (self), the py-spy view that docs/benchmarks.md
-quotes, and writes the collapsed stacks to bench/out/profile-TARGET.txt (for a flame graph:
+quotes, and writes the collapsed stacks to bench/out/samples-TARGET.txt (for a flame graph:
 https://github.com/brendangregg/FlameGraph, or `py-spy record --format speedscope`).
 """
 
@@ -36,9 +36,9 @@ def summarize(collapsed: str, top: int) -> str:
         if not stack:
             continue
         count = int(count_text)
-        if stack.endswith(IDLE):
-            continue
         frames = [_short(frame) for frame in stack.split(";")]
+        if frames[-1] == IDLE:
+            continue
         total += count
         for frame in set(frames):
             inclusive[frame] += count
@@ -73,7 +73,7 @@ def main() -> int:
     OUT.mkdir(exist_ok=True)
     url = sqlite_databases()[args.database]
     app = start_app(url, workers=1)
-    raw = OUT / f"profile-{target.name}.txt"
+    raw = OUT / f"samples-{target.name}.txt"
     try:
         path = app_path(target, CODES[args.database])
         headers, _rows = prepare(app, path, target)
