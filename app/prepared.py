@@ -10,7 +10,8 @@ hashing and execution context that made a 10-row read cost 10 times its SQL
 (../shared/PERFORMANCE.md, docs/benchmarks.md).
 
 Statements run here must bind every value by name (no anonymous literals such as
-`column == 1`); `prepare` refuses one that does not, so a missing value cannot become NULL.
+`column == 1`), and a list as one parameter per item (no `expanding=True`, which only Core's
+execution expands); `prepare` refuses any other, so a missing value cannot become NULL.
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -67,6 +68,10 @@ def prepare(statement: Select[Any], dialect: Dialect) -> Prepared:
     anonymous = [name for name, bind in compiled.binds.items() if bind.unique]
     if anonymous:
         raise ValueError(f"bind every value by name in prepared statements: {anonymous}")
+    expanding = [name for name, bind in compiled.binds.items() if bind.expanding]
+    if expanding:
+        # Only Core's execution expands these (`IN (__[POSTCOMPILE_x])`): one bindparam per code.
+        raise ValueError(f"expanding parameters cannot be prepared: {expanding}")
     order = compiled.positiontup
     positional = tuple(str(name) for name in order) if order is not None else None
     prepared = Prepared(
