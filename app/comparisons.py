@@ -43,7 +43,7 @@ from app.models import (
     revision_table as revision,
     unit_table as unit,
 )
-from app.prepared import fetch
+from app.prepared import fetch, in_list, list_values
 from app.queries import observation_states
 
 APPROXIMATE_TOLERANCE = Decimal("0.10")
@@ -175,19 +175,6 @@ LABELS = (
 )
 
 
-def _filters(
-    categories: Sequence[str], indicators: Sequence[str], regions: Sequence[str]
-) -> list[Any]:
-    conditions = []
-    if categories:
-        conditions.append(category.c.code.in_(categories))
-    if indicators:
-        conditions.append(indicator.c.code.in_(indicators))
-    if regions:
-        conditions.append(region.c.code.in_(regions))
-    return conditions
-
-
 @dataclass(frozen=True)
 class ComparisonShape:
     """What decides the SQL text of a comparison table (the values are bound)."""
@@ -200,7 +187,7 @@ class ComparisonShape:
 
 def _bound_filters(shape: ComparisonShape) -> list[Any]:
     return [
-        column.in_([bindparam(f"{name}_{i}") for i in range(count)])
+        in_list(column, name, count)
         for column, name, count in (
             (category.c.code, "category", shape.categories),
             (indicator.c.code, "indicator", shape.indicators),
@@ -294,7 +281,7 @@ def list_comparisons(
     shape = ComparisonShape(len(categories), len(indicators), len(regions), as_of is not None)
     values: dict[str, Any] = {"year": year, "base_year": base_year, "as_of": as_of}
     for name, codes in (("category", categories), ("indicator", indicators), ("region", regions)):
-        values.update({f"{name}_{i}": code for i, code in enumerate(codes)})
+        values.update(list_values(name, codes))
     rows = fetch(connection, comparison_statement(shape), values)
     return [_comparison_row(row, year, base_year) for row in rows]
 
@@ -374,7 +361,7 @@ def series_statement(regions: int, from_year: bool, to_year: bool) -> Select[Any
     value_unit = unit.alias("value_unit")
     conditions = [indicator.c.code == bindparam("code")]
     if regions:
-        conditions.append(region.c.code.in_([bindparam(f"region_{i}") for i in range(regions)]))
+        conditions.append(in_list(region.c.code, "region", regions))
     if from_year:
         conditions.append(observation.c.year >= bindparam("from_year"))
     if to_year:
@@ -410,7 +397,7 @@ def list_series(
     """The yearly values of one indicator per region, each compared with its previous year."""
     statement = series_statement(len(regions), from_year is not None, to_year is not None)
     values = {"code": indicator_code, "from_year": from_year, "to_year": to_year}
-    values.update({f"region_{i}": code for i, code in enumerate(regions)})
+    values.update(list_values("region", regions))
     return fetch(connection, statement, values)
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from threading import Lock
 from typing import Any
 
-from sqlalchemy import Connection, Select
+from sqlalchemy import Connection, Select, bindparam
 from sqlalchemy.engine import Dialect
 
 Processor = Callable[[Any], Any] | None
@@ -52,6 +52,17 @@ class Prepared:
         if self.positional is None:
             return bound
         return [bound[name] for name in self.positional]
+
+
+def in_list(column: Any, name: str, count: int) -> Any:
+    """`column IN (:name_0, ..., :name_{count-1})`: a list bound one parameter per item, the form
+    `prepare` accepts (values from `list_values`). The count is part of a statement's shape."""
+    return column.in_([bindparam(f"{name}_{i}") for i in range(count)])
+
+
+def list_values(name: str, items: Sequence[Any]) -> dict[str, Any]:
+    """The values for `in_list(column, name, len(items))`."""
+    return {f"{name}_{i}": item for i, item in enumerate(items)}
 
 
 _prepared: dict[tuple[int, str], tuple[Select[Any], Prepared]] = {}

@@ -21,7 +21,7 @@ from app.models import (
     source_table as source,
     unit_table as unit,
 )
-from app.prepared import fetch, fetch_one
+from app.prepared import fetch, fetch_one, in_list, list_values
 from app.schemas import ObservationQuery
 
 parent_region = region.alias("parent_region")
@@ -171,17 +171,14 @@ def list_indicators(
     return [_indicator_dict(row._mapping) for row in connection.execute(statement)]
 
 
-_INDICATORS_BY_CODE: dict[int, Select[Any]] = {}
+@lru_cache(maxsize=128)
+def _indicators_by_code(count: int) -> Select[Any]:
+    return _indicator_select().where(in_list(indicator.c.code, "code", count))
 
 
 def list_indicators_by_code(connection: Connection, *, codes: list[str]) -> list[dict[str, Any]]:
     """The indicators with these codes (those that exist), in display order."""
-    statement = _INDICATORS_BY_CODE.get(len(codes))
-    if statement is None:
-        wanted: list[Any] = [bindparam(f"code_{i}") for i in range(len(codes))]
-        statement = _indicator_select().where(indicator.c.code.in_(wanted))
-        _INDICATORS_BY_CODE[len(codes)] = statement
-    rows = fetch(connection, statement, {f"code_{i}": code for i, code in enumerate(codes)})
+    rows = fetch(connection, _indicators_by_code(len(codes)), list_values("code", codes))
     return [_indicator_dict(row) for row in rows]
 
 
@@ -432,12 +429,8 @@ def list_parameters(query: ObservationQuery) -> dict[str, Any]:
         ("region", query.region),
         ("qualifier", [q.value for q in query.qualifier]),
     ):
-        values.update({f"{name}_{i}": code for i, code in enumerate(codes)})
+        values.update(list_values(name, codes))
     return values
-
-
-def _codes_in(column: Any, name: str, count: int) -> Any:
-    return column.in_([bindparam(f"{name}_{i}") for i in range(count)])
 
 
 def _year_filters(states: Any, shape: ListShape) -> list[Any]:
@@ -454,13 +447,13 @@ def _year_filters(states: Any, shape: ListShape) -> list[Any]:
 def _conditions(shape: ListShape, states: Any) -> list[Any]:
     conditions = _year_filters(states, shape)
     if shape.categories:
-        conditions.append(_codes_in(category.c.code, "category", shape.categories))
+        conditions.append(in_list(category.c.code, "category", shape.categories))
     if shape.indicators:
-        conditions.append(_codes_in(indicator.c.code, "indicator", shape.indicators))
+        conditions.append(in_list(indicator.c.code, "indicator", shape.indicators))
     if shape.regions:
-        conditions.append(_codes_in(region.c.code, "region", shape.regions))
+        conditions.append(in_list(region.c.code, "region", shape.regions))
     if shape.qualifiers:
-        conditions.append(_codes_in(states.c.qualifier, "qualifier", shape.qualifiers))
+        conditions.append(in_list(states.c.qualifier, "qualifier", shape.qualifiers))
     if shape.latest:
         # Rank each series' years before any series filter, so filters never change them.
         rank = (
