@@ -15,14 +15,11 @@ uses, and quotes that say SYNTHETIC.
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,9 +31,8 @@ from sqlalchemy.engine import make_url
 from app.bundle import read_bundle_file
 from app.db import sqlalchemy_url
 from tests.conftest import PG_URL, SEED_DIR, DatabaseFactory
+from tests.live import children, serving, write_key
 
-STATSAPI = Path(sys.executable).with_name("statsapi")
-CLI = [str(STATSAPI)] if STATSAPI.exists() else [sys.executable, "-m", "app"]
 SOURCE = "cz-tyjrswj-2023-review"
 HEADER = "indicator,region,year,value,qualifier,note,source,quote"
 SYNTHETIC_YEARS = range(1950, 2021)
@@ -50,94 +46,6 @@ needs_postgres = pytest.mark.skipif(
 
 
 # -- servers, keys and data ------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-
-@contextmanager
-def serving(database_url: str, log: Path, *, workers: int = 1, **env: str) -> Iterator[Server]:
-    """`statsapi serve` on a free loopback port, ready (/readyz 200), until the block ends.
-
-    It runs in a session of its own so that its whole process group (the workers too) can be
-    killed at the end, and nothing else.
-    """
-    port = _free_port()
-    with log.open("ab") as log_file:
-        process = subprocess.Popen(
-            [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
-            env={**os.environ, "DATABASE_URL": database_url, **env},
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=log_file,
-            start_new_session=True,
-        )
-    server = Server(f"http://127.0.0.1:{port}", process, log)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the server exited with {process.returncode}:\n{server.log_tail()}")
-            try:
-                if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the server was not ready within 30 s:\n{server.log_tail()}")
-            time.sleep(0.1)
-        yield server
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-
-
-def _children(pid: int) -> set[int]:
-    """The pids of `pid`'s child processes (read from /proc)."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # "pid (comm) state ppid ...": comm may hold spaces or parentheses.
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.add(int(entry.name))
-    return found
-
-
-def _write_key(database_url: str) -> dict[str, str]:
-    """A write key made with the CLI (`statsapi keys create`), as an Authorization header."""
-    result = subprocess.run(
-        [*CLI, "keys", "create", "--name", "faults", "--scope", "write"],
-        env={**os.environ, "DATABASE_URL": database_url},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    token = result.stdout.strip().splitlines()[-1]
-    return {"Authorization": f"Bearer {token}"}
 
 
 def _synthetic_csv(rows: int = IMPORT_ROWS) -> bytes:
@@ -424,7 +332,7 @@ def test_postgresql_restart_and_outage_under_load_answer_503_and_recover_within_
     stop = threading.Event()
     at: dict[str, float] = {}
     with serving(url, tmp_path / "server.log", workers=2) as server:
-        workers = _children(server.process.pid)
+        workers = children(server.process.pid)
         threads = [
             threading.Thread(target=_hammer, args=(server.url, path, seen, stop), daemon=True)
             for path in paths
@@ -452,7 +360,7 @@ def test_postgresql_restart_and_outage_under_load_answer_503_and_recover_within_
             for thread in threads:
                 thread.join(timeout=10)
         alive = server.process.poll() is None
-        workers_after = _children(server.process.pid)
+        workers_after = children(server.process.pid)
         log_tail = server.log_tail()
 
     outage = [s for s in seen if s.ended >= at["stop"] and s.started <= at["back"]]
@@ -507,13 +415,13 @@ def test_a_worker_killed_mid_import_leaves_all_of_it_or_none_and_the_database_se
 ) -> None:
     url = databases.fresh("seeded")
     sqlite = make_url(url).get_backend_name() == "sqlite"
-    headers = _write_key(url)
+    headers = write_key(url, name="faults")
     body = _synthetic_csv()
     assert _synthetic_counts(url) == (0, 0)
     version_before = _data_version(url)
     with serving(url, tmp_path / "server.log") as server:
         # One worker: uvicorn serves in the process it was started in, so that is the worker.
-        assert _children(server.process.pid) == set(), "serve --workers 1 forked a worker"
+        assert children(server.process.pid) == set(), "serve --workers 1 forked a worker"
         outcome, thread = _post_in_background(server.url, body, headers)
         _wait_for(
             lambda: _write_in_progress(url) or not thread.is_alive(),
@@ -587,7 +495,7 @@ def test_sigterm_lets_an_import_in_flight_finish_and_the_server_exits_by_itself(
     databases: DatabaseFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = databases.fresh("seeded")
-    headers = _write_key(url)
+    headers = write_key(url, name="faults")
     body = _synthetic_csv()
     with serving(url, tmp_path / "server.log") as server:
         outcome, thread = _post_in_background(server.url, body, headers)
@@ -636,7 +544,7 @@ def test_a_sqlite_lock_held_past_the_busy_timeout_answers_503_with_retry_after(
     if databases.backend != "sqlite":
         pytest.skip("SQLite locking: this pass runs on PostgreSQL")
     url = databases.fresh("seeded")
-    headers = _write_key(url)
+    headers = write_key(url, name="faults")
     path = "/api/v1/observations/adaptive_training_trainees/320402/1990"
     body = {"value": 12, "qualifier": "exact", "source": SOURCE, "quote": "SYNTHETIC locked"}
     with serving(url, tmp_path / "server.log", STATSAPI_SQLITE_BUSY_TIMEOUT_MS="200") as server:
