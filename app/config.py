@@ -25,6 +25,12 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = Field(
         default=5000, ge=0, description="How long a SQLite writer waits for the lock."
     )
+    sqlite_read_timeout_ms: int = Field(
+        default=5000,
+        ge=0,
+        description="How long one read on SQLite may run before it is interrupted (503); "
+        "0: no limit. The same default as PostgreSQL's statement timeout.",
+    )
     pg_statement_timeout_ms: int = Field(
         default=5000, ge=0, description="PostgreSQL statement_timeout for every connection."
     )

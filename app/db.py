@@ -10,6 +10,7 @@ PostgreSQL: pre-ping (a restarted server otherwise fails the first request per w
 pool, a connect timeout and a statement timeout.
 """
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -19,10 +20,15 @@ from typing import Annotated, Any
 from fastapi import Depends
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from app.config import get_settings
 
 WRITE_OPTION = "statsapi_write"
+# SQLite calls the read deadline's check every this many virtual-machine steps: a fraction of a
+# millisecond of work, so an interrupted read stops within about a millisecond of its deadline,
+# and the check (one Python call) costs well under 1% of a statement's time.
+SQLITE_PROGRESS_STEPS = 10_000
 
 
 def _prepare_sqlite_file(url: str) -> None:
@@ -104,9 +110,39 @@ def write_transaction(engine: Engine, *, commit: bool = True) -> Iterator[Connec
 
 @contextmanager
 def read_connection(engine: Engine) -> Iterator[Connection]:
-    """A connection for reads (a deferred transaction on SQLite: never waits for a writer)."""
+    """A connection for reads (a deferred transaction on SQLite: never waits for a writer).
+
+    On SQLite the whole read is bounded by `sqlite_read_timeout_ms`, as PostgreSQL's
+    `statement_timeout` bounds each statement: past it SQLite interrupts the statement. Errors
+    the driver raises below SQLAlchemy (statements run on the raw cursor, app/prepared.py)
+    leave here as SQLAlchemy's `DBAPIError`s, which the app answers 503 (or 422 for a
+    `DataError`), as it answers Core's."""
+    dbapi_error = engine.dialect.loaded_dbapi.Error
     with engine.connect() as connection:
-        yield connection
+        try:
+            if connection.dialect.name == "sqlite":
+                with _sqlite_deadline(connection, get_settings().sqlite_read_timeout_ms):
+                    yield connection
+            else:
+                yield connection
+        except dbapi_error as error:
+            raise DBAPIError.instance(None, None, error, dbapi_error) from error
+
+
+@contextmanager
+def _sqlite_deadline(connection: Connection, timeout_ms: int) -> Iterator[None]:
+    """Interrupt SQLite's statements on `connection` once `timeout_ms` have passed (0: never).
+    The interrupted statement raises `sqlite3.OperationalError: interrupted`."""
+    if not timeout_ms:
+        yield
+        return
+    driver = connection.connection.driver_connection
+    deadline = time.monotonic() + timeout_ms / 1000
+    driver.set_progress_handler(lambda: time.monotonic() > deadline, SQLITE_PROGRESS_STEPS)  # type: ignore[union-attr]
+    try:
+        yield
+    finally:
+        driver.set_progress_handler(None, 0)  # type: ignore[union-attr]
 
 
 async def engine_dependency() -> Engine:

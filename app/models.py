@@ -187,6 +187,16 @@ class ObservationRevision(SQLModel, table=True):
             "indicator_id", "region_id", "year", "revision", name="uq_observation_revision_number"
         ),
         Index("ix_observation_revision_recorded_at", "recorded_at"),
+        # "As the data stood at T": whether a series has a later revision recorded by T is one
+        # probe of this index, read alone (app/queries.py `observation_states`).
+        Index(
+            "ix_observation_revision_as_of",
+            "indicator_id",
+            "region_id",
+            "year",
+            "revision",
+            "recorded_at",
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

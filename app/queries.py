@@ -319,6 +319,11 @@ def observation_states(*, as_of: Any = None, changed_after: Any = None) -> Any:
     Columns: id, indicator_id, region_id, year, value, unit_id, qualifier, source_id, quote,
     note, revision, updated_at, deleted. `as_of` and `changed_after` are datetimes or bound
     parameters (`bindparam`) standing for them.
+
+    A series' state at T is its revision recorded by T that no later revision recorded by T
+    supersedes: one probe of `ix_observation_revision_as_of` per revision read, never a ranking
+    of the whole history (a window over 120,000 revisions took seconds, issue 11). With
+    `changed_after` alone, only the revisions recorded after it are read.
     """
     if as_of is None and changed_after is None:
         return select(
@@ -326,23 +331,27 @@ def observation_states(*, as_of: Any = None, changed_after: Any = None) -> Any:
             observation.c.updated_at,
             false().label("deleted"),
         ).subquery("states")
-    rank = func.row_number().over(
-        partition_by=(revision.c.indicator_id, revision.c.region_id, revision.c.year),
-        order_by=revision.c.revision.desc(),
+    later = revision.alias("later")
+    superseded = select(ONE).where(
+        later.c.indicator_id == revision.c.indicator_id,
+        later.c.region_id == revision.c.region_id,
+        later.c.year == revision.c.year,
+        later.c.revision > revision.c.revision,
     )
-    latest = select(revision, rank.label("rank"))
+    conditions = []
     if as_of is not None:
-        latest = latest.where(revision.c.recorded_at <= as_of)
-    ranked = latest.subquery("ranked")
-    states = select(
-        *(ranked.c[name] for name in STATE_COLUMNS),
-        ranked.c.recorded_at.label("updated_at"),
-        (ranked.c.action == DELETE).label("deleted"),
-    ).where(ranked.c.rank == ONE)
+        superseded = superseded.where(later.c.recorded_at <= as_of)
+        conditions.append(revision.c.recorded_at <= as_of)
+    conditions.append(~superseded.exists())
     if changed_after is None:
-        states = states.where(ranked.c.action != DELETE)
+        conditions.append(revision.c.action != DELETE)
     else:
-        states = states.where(ranked.c.recorded_at > changed_after)
+        conditions.append(revision.c.recorded_at > changed_after)
+    states = select(
+        *(revision.c[name] for name in STATE_COLUMNS),
+        revision.c.recorded_at.label("updated_at"),
+        (revision.c.action == DELETE).label("deleted"),
+    ).where(*conditions)
     return states.subquery("states")
 
 

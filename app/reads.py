@@ -4,10 +4,14 @@ Every GET that reads data goes through `serve_read`. The data version (one row, 
 write) makes the ETag: the same version, path, query and format give the same ETag on every
 worker and server, and `If-None-Match` gets a 304 before any other SQL runs.
 
-Blocking database calls: SQLite answers these short, bounded queries in microseconds, so they run
+Blocking database calls: SQLite answers the short, bounded queries in microseconds, so they run
 on the event loop (a thread-pool hop per request cost about two thirds of the throughput here,
-../shared/PERFORMANCE.md). PostgreSQL calls cross the network and can stall during an outage, so
-they run in the thread pool.
+../shared/PERFORMANCE.md). Reads whose work grows with the history or with whole years rather
+than with the answer (`heavy`: `as_of`, `updated_after`, comparisons of every series) run in
+the thread pool, so that `/healthz` and the cheap reads never wait behind them (issue 11: four
+clients reading `as_of` pushed `/healthz` to 4.4 s). PostgreSQL calls cross the network and can
+stall during an outage, so they all run in the thread pool. Every SQLite read is also bounded in
+time (app/db.py `read_connection`).
 """
 
 import asyncio
@@ -79,9 +83,9 @@ def _threads_for(engine: Engine) -> CapacityLimiter:
     return limiter
 
 
-async def run_db(engine: Engine, work: Callable[[], T]) -> T:
-    """Run blocking database work: inline for SQLite, in the thread pool otherwise."""
-    if engine.dialect.name == "sqlite":
+async def run_db(engine: Engine, work: Callable[[], T], *, heavy: bool = False) -> T:
+    """Run blocking database work: inline for SQLite unless `heavy`, else in the thread pool."""
+    if engine.dialect.name == "sqlite" and not heavy:
         return work()
     return await to_thread.run_sync(work, limiter=_threads_for(engine))
 
@@ -174,8 +178,11 @@ async def serve_read(
     render: Callable[[Any], Response],
     *,
     representation: str = "json",
+    heavy: bool = False,
 ) -> Response:
-    """Answer a GET: 304 when the client's copy is current, else `render(work(...))`."""
+    """Answer a GET: 304 when the client's copy is current, else `render(work(...))`.
+
+    `heavy`: the work may take long (see the module docstring); it runs off the event loop."""
     if_none_match = request.headers.get("if-none-match")
 
     def read() -> Fresh | NotModified:
@@ -187,7 +194,7 @@ async def serve_read(
             catalog = get_catalog(connection, version=version)
             return Fresh(work(connection, catalog), etag, changed_at)
 
-    result = await run_db(engine, read)
+    result = await run_db(engine, read, heavy=heavy)
     if isinstance(result, NotModified):
         return Response(status_code=304, headers=cache_headers(result.etag, result.changed_at))
     response = render(result.data)

@@ -76,7 +76,12 @@ async def list_observations(
         return response
 
     return await serve_read(
-        request, engine, work, render, representation="csv" if as_csv else "json"
+        request,
+        engine,
+        work,
+        render,
+        representation="csv" if as_csv else "json",
+        heavy=params.as_of is not None or params.updated_after is not None,
     )
 
 
