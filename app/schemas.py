@@ -6,7 +6,7 @@ and define the CSV columns (`csv_columns`).
 """
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -103,6 +103,18 @@ def _iso_timestamp(value: Any) -> Any:
     return value
 
 
+def _in_utc(value: datetime | None) -> datetime | None:
+    """Times are compared in UTC. One whose UTC instant falls outside the years 1 to 9999
+    (`0001-01-01T00:00:00+01:00`, `9999-12-31T23:59:59-01:00`) has no datetime to compare
+    with, so it is refused, naming the parameter, rather than failing as a 500."""
+    if value is None:
+        return None
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is outside the years 1 to 9999 once converted to UTC") from None
+
+
 class _Query(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -179,7 +191,8 @@ class ObservationQuery(FormatQuery):
         default=None,
         description=(
             "Answer as the data stood at this time (ISO 8601 with a zone, e.g. "
-            "`2024-06-01T00:00:00Z`): the published vintage then, before later corrections."
+            "`2024-06-01T00:00:00Z`, within the years 1 to 9999 in UTC): the published vintage "
+            "then, before later corrections."
         ),
         examples=["2024-06-01T00:00:00Z"],
     )
@@ -187,11 +200,13 @@ class ObservationQuery(FormatQuery):
         default=None,
         description=(
             "Only what was added, changed or deleted after this time; deletions come back with "
-            "`deleted: true` and their last state. Poll with the time of your last sync."
+            "`deleted: true` and their last state. Poll with the time of your last sync "
+            "(ISO 8601 with a zone, within the years 1 to 9999 in UTC)."
         ),
         examples=["2024-06-01T00:00:00Z"],
     )
     _times = field_validator("as_of", "updated_after", mode="before")(_iso_timestamp)
+    _utc = field_validator("as_of", "updated_after")(_in_utc)
 
     limit: int = Field(
         default=DEFAULT_PAGE_SIZE,
@@ -452,12 +467,16 @@ class ComparisonQuery(FormatQuery):
 
     as_of: AwareDatetime | None = Field(
         default=None,
-        description="Compare the data as it stood at this time (ISO 8601 with a zone).",
+        description=(
+            "Compare the data as it stood at this time (ISO 8601 with a zone, within the years "
+            "1 to 9999 in UTC)."
+        ),
         examples=["2024-06-01T00:00:00Z"],
     )
 
     _codes = field_validator("category", "indicator", "region")(_split_codes)
     _times = field_validator("as_of", mode="before")(_iso_timestamp)
+    _utc = field_validator("as_of")(_in_utc)
 
     _base = field_validator("base_year")(_base_before_year)
 

@@ -223,3 +223,37 @@ def test_as_of_reads_from_several_clients_leave_healthz_fast(
     assert statuses.count(200) >= PROBE_CLIENTS, summary
     assert median < HEALTHZ_MEDIAN_BOUND_S, summary
     assert "Traceback" not in log
+
+
+# --- item 12: times that overflow in UTC are 422s -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/observations?as_of=0001-01-01T00:00:00%2B01:00", "as_of"),
+        ("/observations?updated_after=9999-12-31T23:59:59-01:00", "updated_after"),
+        ("/comparisons?year=2023&as_of=0001-01-01T00:00:00%2B01:00", "as_of"),
+        ("/comparisons?year=2023&as_of=9999-12-31T23:59:59-01:00", "as_of"),
+    ],
+)
+def test_a_time_outside_the_utc_calendar_is_422_naming_it(
+    client: Any, path: str, field: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    response = client.get(API + path)
+    assert response.status_code == 422, response.text
+    assert [(e["field"], e["in"]) for e in response.json()["errors"]] == [(field, "query")]
+    assert "UTC" in response.json()["errors"][0]["message"]
+    assert "Traceback" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "as_of=0001-01-01T00:00:00Z",
+        "updated_after=9999-12-31T23:59:59Z",
+        "as_of=2024-01-01T00:00:00%2B23:59",
+    ],
+)
+def test_times_at_the_edges_of_the_calendar_are_answered(client: Any, query: str) -> None:
+    assert client.get(f"{API}/observations?{query}").status_code == 200
