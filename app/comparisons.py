@@ -25,13 +25,13 @@ The rules (the public contract of /comparisons and /indicators/{code}/series):
 """
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import Connection, Select, and_, bindparam, select
+from sqlalchemy import Connection, Select, and_, bindparam, func, select
 
 from app.models import (
     MeasureType,
@@ -177,12 +177,15 @@ LABELS = (
 
 @dataclass(frozen=True)
 class ComparisonShape:
-    """What decides the SQL text of a comparison table (the values are bound)."""
+    """What decides the SQL text of a comparison table (the values are bound), and which part
+    of it: every row (`all`, for summaries), one page (`page`: `limit`, `offset` bound) or
+    the number of rows over all pages (`count`)."""
 
     categories: int = 0
     indicators: int = 0
     regions: int = 0
     as_of: bool = False
+    part: Literal["all", "page", "count"] = "all"
 
 
 def _bound_filters(shape: ComparisonShape) -> list[Any]:
@@ -202,7 +205,7 @@ def comparison_statement(shape: ComparisonShape) -> Select[Any]:
     """Every indicator x region with a value in `year` or `base_year`, both values side by side.
 
     The filters apply where the pairs are chosen, so the work grows with the answer, not with
-    the database (docs/benchmarks.md)."""
+    the database (docs/benchmarks.md). `shape.part`: every row, one page, or their count."""
     observations = observation_states(
         as_of=bindparam("as_of", type_=revision.c.recorded_at.type) if shape.as_of else None
     )
@@ -222,6 +225,8 @@ def comparison_statement(shape: ComparisonShape) -> Select[Any]:
         .group_by(observations.c.indicator_id, observations.c.region_id)
         .subquery("series")
     )
+    if shape.part == "count":
+        return select(func.count().label("total")).select_from(series)
     joined = (
         series.join(indicator, series.c.indicator_id == indicator.c.id)
         .join(category, indicator.c.category_id == category.c.id)
@@ -246,7 +251,7 @@ def comparison_statement(shape: ComparisonShape) -> Select[Any]:
         )
         .outerjoin(base_unit, base.c.unit_id == base_unit.c.id)
     )
-    return (
+    statement = (
         select(
             *LABELS,
             unit.c.code.label("unit"),
@@ -264,6 +269,50 @@ def comparison_statement(shape: ComparisonShape) -> Select[Any]:
             category.c.display_order, indicator.c.display_order, indicator.c.code, region.c.code
         )
     )
+    if shape.part == "page":
+        return statement.limit(bindparam("limit")).offset(bindparam("offset"))
+    return statement
+
+
+def _comparison_values(
+    year: int,
+    base_year: int,
+    categories: Sequence[str],
+    indicators: Sequence[str],
+    regions: Sequence[str],
+    as_of: datetime | None,
+) -> tuple[ComparisonShape, dict[str, Any]]:
+    """The shape (part `all`) and the bound values of a comparison table."""
+    shape = ComparisonShape(len(categories), len(indicators), len(regions), as_of is not None)
+    values: dict[str, Any] = {"year": year, "base_year": base_year, "as_of": as_of}
+    for name, codes in (("category", categories), ("indicator", indicators), ("region", regions)):
+        values.update(list_values(name, codes))
+    return shape, values
+
+
+def page_comparisons(
+    connection: Connection,
+    *,
+    year: int,
+    base_year: int,
+    limit: int,
+    offset: int,
+    categories: Sequence[str] = (),
+    indicators: Sequence[str] = (),
+    regions: Sequence[str] = (),
+    as_of: datetime | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of `list_comparisons` (same order), and the number of rows over all pages."""
+    shape, values = _comparison_values(year, base_year, categories, indicators, regions, as_of)
+    values.update(limit=limit, offset=offset)
+    rows = fetch(connection, comparison_statement(replace(shape, part="page")), values)
+    if rows and offset == 0 and len(rows) < limit:
+        total = len(rows)  # the whole result fits on this page: no need to count
+    else:
+        total = fetch(connection, comparison_statement(replace(shape, part="count")), values)[0][
+            "total"
+        ]
+    return [_comparison_row(row, year, base_year) for row in rows], total
 
 
 def list_comparisons(
@@ -278,10 +327,7 @@ def list_comparisons(
 ) -> list[dict[str, Any]]:
     """Every indicator x region with a value in `year` or `base_year`, compared (one statement),
     from the data as published now or as it stood at `as_of`."""
-    shape = ComparisonShape(len(categories), len(indicators), len(regions), as_of is not None)
-    values: dict[str, Any] = {"year": year, "base_year": base_year, "as_of": as_of}
-    for name, codes in (("category", categories), ("indicator", indicators), ("region", regions)):
-        values.update(list_values(name, codes))
+    shape, values = _comparison_values(year, base_year, categories, indicators, regions, as_of)
     rows = fetch(connection, comparison_statement(shape), values)
     return [_comparison_row(row, year, base_year) for row in rows]
 

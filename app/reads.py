@@ -202,6 +202,23 @@ async def serve_read(
     return response
 
 
+def next_page_url(request: Request, *, limit: int, offset: int, total: int) -> str | None:
+    """The path and query of the page after this one, or None on the last page."""
+    following = offset + limit
+    if following >= total:
+        return None
+    url = request.url.include_query_params(limit=str(limit), offset=str(following))
+    return f"{url.path}?{url.query}"
+
+
+def page_headers(next_url: str | None, total: int) -> dict[str, str]:
+    """`Link: <next>; rel="next"` (when there is a next page) and `X-Total-Count`."""
+    headers = {"X-Total-Count": str(total)}
+    if next_url:
+        headers["Link"] = f'<{next_url}>; rel="next"'
+    return headers
+
+
 def list_renderer(
     item_model: type[BaseModel], *, as_csv: bool, filename: str
 ) -> Callable[[list[dict[str, Any]]], Response]:

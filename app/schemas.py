@@ -38,6 +38,20 @@ ExactNumber = Annotated[
 ]
 
 Year = Annotated[int, Field(ge=MIN_YEAR, le=MAX_YEAR, examples=[2023])]
+# Every list that can grow with the data is paged with these (default DEFAULT_PAGE_SIZE).
+PageLimit = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=MAX_PAGE_SIZE,
+        description=f"Page size (at most {MAX_PAGE_SIZE}).",
+        examples=[100],
+    ),
+]
+PageOffset = Annotated[
+    int,
+    Field(ge=0, le=MAX_OFFSET, description="Rows to skip; follow `next` instead.", examples=[0]),
+]
 Format = Literal["json", "csv"]
 
 FORMAT_DESCRIPTION = (
@@ -208,20 +222,8 @@ class ObservationQuery(FormatQuery):
     _times = field_validator("as_of", "updated_after", mode="before")(_iso_timestamp)
     _utc = field_validator("as_of", "updated_after")(_in_utc)
 
-    limit: int = Field(
-        default=DEFAULT_PAGE_SIZE,
-        ge=1,
-        le=MAX_PAGE_SIZE,
-        description=f"Page size (at most {MAX_PAGE_SIZE}).",
-        examples=[100],
-    )
-    offset: int = Field(
-        default=0,
-        ge=0,
-        le=MAX_OFFSET,
-        description="Rows to skip; follow `next` instead.",
-        examples=[0],
-    )
+    limit: PageLimit = DEFAULT_PAGE_SIZE
+    offset: PageOffset = 0
 
     @field_validator("category", "indicator", "region")
     @classmethod
@@ -474,6 +476,9 @@ class ComparisonQuery(FormatQuery):
         examples=["2024-06-01T00:00:00Z"],
     )
 
+    limit: PageLimit = DEFAULT_PAGE_SIZE
+    offset: PageOffset = 0
+
     _codes = field_validator("category", "indicator", "region")(_split_codes)
     _times = field_validator("as_of", mode="before")(_iso_timestamp)
     _utc = field_validator("as_of")(_in_utc)
@@ -570,11 +575,18 @@ class Comparison(ChangeFields):
 
 
 class ComparisonList(BaseModel):
-    """Every indicator x region with a value in either year, compared."""
+    """One page of the indicator x region pairs with a value in either year, compared; follow
+    `next` to the end."""
 
     year: int
     base_year: int
-    total: int
+    total: int = Field(description="Pairs matching the filters, over all pages.")
+    limit: int
+    offset: int
+    next: str | None = Field(
+        description="URL of the next page (also in the `Link` header); null on the last page.",
+        examples=["/api/v1/comparisons?year=2023&limit=100&offset=100"],
+    )
     data: list[Comparison]
 
 

@@ -257,3 +257,90 @@ def test_a_time_outside_the_utc_calendar_is_422_naming_it(
 )
 def test_times_at_the_edges_of_the_calendar_are_answered(client: Any, query: str) -> None:
     assert client.get(f"{API}/observations?{query}").status_code == 200
+
+
+# --- item 13: comparisons are paged ---------------------------------------------------------
+
+WIDE_INDICATORS = 120  # more pairs than the default page of 100
+
+
+def wide_document() -> dict[str, Any]:
+    """The SYNTHETIC world's reference data with WIDE_INDICATORS more indicators, each with a
+    2023 value in one region: 120 comparison pairs (plus the world's own 5)."""
+    document = world_document(years=range(2023, 2024))
+    for number in range(WIDE_INDICATORS):
+        code = f"wide{number:03d}"
+        document["indicators"].append(
+            {
+                "code": code,
+                "category": "beta",
+                "unit": "person",
+                "measure_type": "flow",
+                "name_zh": f"合成{number}",
+                "name_en": f"Synthetic {number}",
+            }
+        )
+        document["observations"].append(
+            {
+                "indicator": code,
+                "region": "320411",
+                "year": 2023,
+                "value": str(number),
+                "qualifier": "exact",
+                "source": document["sources"][0]["code"],
+                "quote": f"synthetic {code}",
+            }
+        )
+    return document
+
+
+@pytest.fixture(scope="module")
+def wide_engine(databases: DatabaseFactory) -> Iterator[Engine]:
+    engine = build_engine(databases.fresh("empty"))
+    load_document(engine, wide_document())
+    yield engine
+    engine.dispose()
+
+
+def test_comparisons_answer_one_page_of_100_by_default(
+    make_client: ClientFactory, wide_engine: Engine
+) -> None:
+    response = make_client(wide_engine).get(f"{API}/comparisons", params={"year": 2023})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (len(body["data"]), body["total"], body["limit"], body["offset"]) == (100, 125, 100, 0)
+    assert body["next"] == "/api/v1/comparisons?year=2023&limit=100&offset=100"
+    assert response.headers["link"] == f'<{body["next"]}>; rel="next"'
+    assert response.headers["x-total-count"] == "125"
+
+
+def test_comparison_pages_follow_next_to_the_end_in_one_stable_order(
+    make_client: ClientFactory, wide_engine: Engine
+) -> None:
+    client = make_client(wide_engine)
+    whole = client.get(f"{API}/comparisons", params={"year": 2023, "limit": 1000}).json()
+    assert whole["next"] is None and len(whole["data"]) == whole["total"] == 125
+    seen: list[dict[str, Any]] = []
+    url: str | None = f"{API}/comparisons?year=2023&region=320411&region=320400,320412&limit=40"
+    while url:
+        body = client.get(url).json()
+        assert body["total"] == 125
+        seen += body["data"]
+        url = body["next"]
+    assert seen == whole["data"]  # review display order, then region, as unpaged
+
+
+def test_comparison_pages_in_csv_carry_the_link_and_the_limits_are_enforced(
+    make_client: ClientFactory, wide_engine: Engine
+) -> None:
+    client = make_client(wide_engine)
+    csv = client.get(f"{API}/comparisons", params={"year": 2023, "limit": 7, "format": "csv"})
+    assert csv.status_code == 200
+    assert len(csv.text.strip().splitlines()) == 1 + 7
+    assert "offset=7" in csv.headers["link"]
+    for bad in ({"limit": 1001}, {"limit": 0}, {"offset": -1}):
+        response = client.get(f"{API}/comparisons", params={"year": 2023, **bad})
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["field"] == next(iter(bad))
+    past = client.get(f"{API}/comparisons", params={"year": 2023, "offset": 500}).json()
+    assert (past["data"], past["total"], past["next"]) == ([], 125, None)

@@ -13,7 +13,7 @@ from app.catalog import check_codes
 from app.db import EngineDep
 from app.errors import NotFoundError
 from app.params import from_query
-from app.reads import serve_read
+from app.reads import next_page_url, page_headers, serve_read
 from app.rendering import JSONResponse, csv_response, flatten, wants_csv
 from app.routers.docs import CSV_RESPONSE, NOT_FOUND
 from app.schemas import (
@@ -44,7 +44,7 @@ async def list_comparisons(
     params: Annotated[ComparisonQuery, from_query(ComparisonQuery)],
     engine: EngineDep,
 ) -> Response:
-    """Compare each indicator x region between `year` and an earlier `base_year`."""
+    """Compare each indicator x region between `year` and an earlier `base_year`, paged."""
     as_csv = wants_csv(request, params.format)
     base_year = params.effective_base_year
 
@@ -52,23 +52,41 @@ async def list_comparisons(
         check_codes("category", params.category, catalog.categories)
         check_codes("indicator", params.indicator, catalog.indicators)
         check_codes("region", params.region, catalog.regions)
-        return comparisons.list_comparisons(
+        return comparisons.page_comparisons(
             connection,
             year=params.year,
             base_year=base_year,
+            limit=params.limit,
+            offset=params.offset,
             categories=params.category,
             indicators=params.indicator,
             regions=params.region,
             as_of=params.as_of,
         )
 
-    def render(rows: list[dict[str, Any]]) -> Response:
+    def render(result: tuple[list[dict[str, Any]], int]) -> Response:
+        rows, total = result
+        next_url = next_page_url(request, limit=params.limit, offset=params.offset, total=total)
         if as_csv:
-            return csv_response(rows, csv_columns(Comparison), filename="comparisons")
-        body = {"year": params.year, "base_year": base_year, "total": len(rows), "data": rows}
-        return JSONResponse(body)
+            response = csv_response(rows, csv_columns(Comparison), filename="comparisons")
+        else:
+            body = {
+                "year": params.year,
+                "base_year": base_year,
+                "total": total,
+                "limit": params.limit,
+                "offset": params.offset,
+                "next": next_url,
+                "data": rows,
+            }
+            response = JSONResponse(body)
+        response.headers.update(page_headers(next_url, total))
+        return response
 
-    return await serve_read(request, engine, work, render, representation=_fmt(as_csv))
+    # Pairs drawn from every indicator (no category or indicator filter), or from the history,
+    # make the work grow with the database: off the event loop (app/reads.py).
+    heavy = params.as_of is not None or not (params.category or params.indicator)
+    return await serve_read(request, engine, work, render, representation=_fmt(as_csv), heavy=heavy)
 
 
 @router.get("/comparisons/summary", response_model=ComparisonSummary, responses=CSV_RESPONSE)
@@ -97,7 +115,9 @@ async def summarize_comparisons(
         body = {"year": params.year, "base_year": base_year, "total": len(tiles), "data": tiles}
         return JSONResponse(body)
 
-    return await serve_read(request, engine, work, render, representation=_fmt(as_csv))
+    # One tile per category (bounded by the reference data), but every pair of the year is
+    # compared to count them: off the event loop (app/reads.py).
+    return await serve_read(request, engine, work, render, representation=_fmt(as_csv), heavy=True)
 
 
 @router.get(

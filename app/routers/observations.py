@@ -12,7 +12,15 @@ from app.catalog import check_codes
 from app.db import EngineDep, read_connection, write_transaction
 from app.errors import NotFoundError, UnsupportedMediaTypeError
 from app.params import from_query
-from app.reads import cache_headers, etag_matches, run_db, run_write, serve_read
+from app.reads import (
+    cache_headers,
+    etag_matches,
+    next_page_url,
+    page_headers,
+    run_db,
+    run_write,
+    serve_read,
+)
 from app.rendering import JSONResponse, csv_response, wants_csv
 from app.routers.docs import CSV_RESPONSE, NOT_FOUND, PRECONDITION_FAILED, WRITE_ERRORS
 from app.schemas import (
@@ -32,19 +40,6 @@ router = APIRouter(prefix="/observations", tags=["observations"])
 CHEAP_OFFSET = 10_000
 
 
-def _next_url(request: Request, params: ObservationQuery, total: int) -> str | None:
-    following = params.offset + params.limit
-    if following >= total:
-        return None
-    query = dict(request.query_params)
-    query.update(limit=str(params.limit), offset=str(following))
-    return (
-        str(request.url.replace_query_params(**query).path)
-        + "?"
-        + str(request.url.replace_query_params(**query).query)
-    )
-
-
 @router.get("", response_model=ObservationPage, responses=CSV_RESPONSE)
 async def list_observations(
     request: Request,
@@ -62,8 +57,7 @@ async def list_observations(
 
     def render(result: tuple[list[dict[str, Any]], int]) -> Response:
         rows, total = result
-        next_url = _next_url(request, params, total)
-        headers = {"Link": f'<{next_url}>; rel="next"'} if next_url else {}
+        next_url = next_page_url(request, limit=params.limit, offset=params.offset, total=total)
         if as_csv:
             response = csv_response(rows, csv_columns(Observation), filename="observations")
         else:
@@ -75,7 +69,7 @@ async def list_observations(
                 "next": next_url,
             }
             response = JSONResponse(body)
-        response.headers.update({**headers, "X-Total-Count": str(total)})
+        response.headers.update(page_headers(next_url, total))
         return response
 
     return await serve_read(
