@@ -152,11 +152,12 @@ def list_indicators(
     if categories:
         statement = statement.where(category.c.code.in_(categories))
     if text:
-        pattern = f"%{text.lower()}%"
+        # The text itself, not a LIKE pattern: `%` and `_` are escaped (`q=_` matched all).
+        needle = text.lower()
         statement = statement.where(
             or_(
-                func.lower(indicator.c.name_zh).like(pattern),
-                func.lower(indicator.c.name_en).like(pattern),
+                func.lower(indicator.c.name_zh).contains(needle, autoescape=True),
+                func.lower(indicator.c.name_en).contains(needle, autoescape=True),
             )
         )
     if regions or year is not None:

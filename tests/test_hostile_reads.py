@@ -344,3 +344,45 @@ def test_comparison_pages_in_csv_carry_the_link_and_the_limits_are_enforced(
         assert response.json()["errors"][0]["field"] == next(iter(bad))
     past = client.get(f"{API}/comparisons", params={"year": 2023, "offset": 500}).json()
     assert (past["data"], past["total"], past["next"]) == ([], 125, None)
+
+
+# --- item 17: bounded error lists, q as text ------------------------------------------------
+
+
+def test_unknown_parameters_are_listed_up_to_a_limit_and_counted_past_it(client: Any) -> None:
+    from app.params import MAX_LISTED_ERRORS
+
+    unknown = "&".join(f"unknown{number}=x" for number in range(4000))  # about 55 KB
+    response = client.get(f"{API}/observations?{unknown}")
+    assert response.status_code == 422
+    errors = response.json()["errors"]
+    assert len(errors) == MAX_LISTED_ERRORS + 1
+    assert errors[0]["field"] == "unknown0"
+    assert f"and {4000 - MAX_LISTED_ERRORS} more" in errors[-1]["message"]
+    assert len(response.content) < 10_000  # was 690 KB
+
+
+def test_a_few_unknown_parameters_are_all_named(client: Any) -> None:
+    response = client.get(f"{API}/indicators?colour=red&size=big")
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["colour", "size"]
+
+
+@pytest.mark.parametrize("text", ["_", "%", "__", "%_%", "\\"])
+def test_q_matches_its_text_not_a_like_pattern(client: Any, text: str) -> None:
+    everything = client.get(f"{API}/indicators").json()["data"]
+    literal = [
+        i["code"]
+        for i in everything
+        if text in i["name_zh"].lower() or text in i["name_en"].lower()
+    ]
+    response = client.get(f"{API}/indicators", params={"q": text})
+    assert response.status_code == 200
+    assert [i["code"] for i in response.json()["data"]] == literal
+    assert len(literal) < len(everything)
+
+
+def test_q_still_finds_names_in_either_language(client: Any) -> None:
+    for text in ("培训", "TRAINING"):
+        found = client.get(f"{API}/indicators", params={"q": text}).json()["data"]
+        assert found and all(text.lower() in (i["name_zh"] + i["name_en"]).lower() for i in found)
