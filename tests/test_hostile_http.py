@@ -125,7 +125,7 @@ def test_an_unauthenticated_write_is_refused_before_its_body_is_read(
     headers = MIB | ({"Authorization": authorization} if authorization else {})
     started = time.monotonic()
     answer = _call(app, "PUT", PUT_URL, headers, chunks=[b'{"value": '])
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 5  # the call alone is bounded by 10 s
     assert (answer.status, answer.reads) == (401, 0)
     assert answer.headers["content-type"] == "application/problem+json"
     assert answer.headers["www-authenticate"].startswith('Bearer realm="statsapi"')
