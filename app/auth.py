@@ -14,11 +14,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Connection, Engine, insert, select, update
+from starlette.datastructures import Headers
+from starlette.types import Scope as HTTPScope
 
 from app import ratelimit
 from app.config import get_settings
@@ -29,6 +31,8 @@ from app.reads import run_db
 
 TOKEN_BYTES = 32
 REALM = "statsapi"
+KEY_STATE = "api_key"  # where `authenticate` keeps the request's key (scope["state"])
+AUTH_FAILURES = "failed-authentication"  # the rate-limit bucket of 401s, per client address
 
 
 class Scope(StrEnum):
@@ -134,14 +138,49 @@ bearer_scheme = HTTPBearer(
 )
 
 
-def _bearer_token(request: Request) -> str:
-    header = request.headers.get("authorization")
+def _bearer_token(header: str | None) -> str:
     if not header:
         raise _unauthorized("This operation needs an API key: Authorization: Bearer TOKEN.", None)
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise _unauthorized("Send the key as Authorization: Bearer TOKEN.", "invalid_request")
     return token.strip()
+
+
+async def _live_key(engine: Engine, header: str | None) -> ApiKeyInfo:
+    token = _bearer_token(header)
+
+    def lookup() -> ApiKeyInfo | None:
+        with engine.connect() as connection:
+            return find_key(connection, token)
+
+    key = await run_db(engine, lookup)
+    if key is None or key.revoked_at is not None:
+        raise _unauthorized("The API key is unknown or revoked.", "invalid_token")
+    return key
+
+
+async def authenticate(scope: HTTPScope, engine: Engine) -> ApiKeyInfo:
+    """The live key of this request, or 401; then the write rate limit of that key (429).
+
+    Runs before the body is read (app/middleware.py `WriteGuardMiddleware`) and again from the
+    `require` dependency, which finds the key kept in the request's state. An address with too
+    many failed attempts gets 429 before any lookup, so a flood of bad tokens costs little.
+    """
+    state = scope.setdefault("state", {})
+    if KEY_STATE in state:
+        return cast(ApiKeyInfo, state[KEY_STATE])
+    settings = get_settings()
+    who = ratelimit.client_address(scope)
+    ratelimit.refuse_if_over(settings.auth_failure_rate_limit, bucket=AUTH_FAILURES, who=who)
+    try:
+        key = await _live_key(engine, Headers(scope=scope).get("authorization"))
+    except UnauthorizedError:
+        ratelimit.count(settings.auth_failure_rate_limit, bucket=AUTH_FAILURES, who=who)
+        raise
+    ratelimit.check(settings.write_rate_limit, bucket="write", who=key.name)
+    state[KEY_STATE] = key
+    return key
 
 
 def require(scope: Scope) -> Callable[..., Awaitable[ApiKeyInfo]]:
@@ -152,16 +191,7 @@ def require(scope: Scope) -> Callable[..., Awaitable[ApiKeyInfo]]:
         engine: EngineDep,
         _scheme: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
     ) -> ApiKeyInfo:
-        token = _bearer_token(request)
-
-        def lookup() -> ApiKeyInfo | None:
-            with engine.connect() as connection:
-                return find_key(connection, token)
-
-        key = await run_db(engine, lookup)
-        if key is None or key.revoked_at is not None:
-            raise _unauthorized("The API key is unknown or revoked.", "invalid_token")
-        ratelimit.check(get_settings().write_rate_limit, bucket="write", who=key.name)
+        key = await authenticate(request.scope, engine)
         if not key.allows(scope):
             raise ForbiddenError(
                 f"The key {key.name!r} lacks the {scope.value!r} scope.",

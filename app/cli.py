@@ -72,6 +72,11 @@ def seed(
         _print_report(report)
 
 
+# An idle keep-alive connection is closed after this (uvicorn's default, stated here because
+# SECURITY.md relies on it): long enough for a client's next request, short enough not to hoard.
+KEEP_ALIVE_TIMEOUT_S = 5
+
+
 @cli.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -79,13 +84,21 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Serve the API with uvicorn."""
+    settings = get_settings()
     run = partial(
         uvicorn.run,
         "app.main:app",
         host=host,
         port=port,
         workers=workers,
-        proxy_headers=True,
+        # Client addresses (rate limits, logs) from X-Forwarded-For only when the peer is a
+        # trusted proxy; anyone else's header is ignored.
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
+        # Past this many open connections a worker answers 503 rather than grow: uvicorn has
+        # no header timeout, so this bounds what slow clients can hold (SECURITY.md).
+        limit_concurrency=settings.limit_concurrency,
+        timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,
         server_header=False,
         access_log=False,
     )

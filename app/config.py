@@ -51,8 +51,37 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Largest body of any other request."
     )
+    body_timeout_s: float = Field(
+        # 30 s carries the largest import (10 MiB) at about 3 Mbit/s, slower than any partner's
+        # link to an intranet server; past it the worker stops holding a trickled body.
+        default=30,
+        gt=0,
+        description="Seconds to receive a whole request body once reading starts (408 past it).",
+    )
+    limit_concurrency: int = Field(
+        # Per worker: three times the 64 users of the load check (checks/load) spread over two
+        # workers, so a real peak never meets it, while a flood of open connections gets a
+        # 503 at the 201st instead of growing the worker.
+        default=200,
+        ge=1,
+        description="Open connections and requests per worker (uvicorn answers 503 past it).",
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description=(
+            "Addresses whose X-Forwarded-For / X-Forwarded-Proto are trusted (a reverse proxy's); "
+            "empty: none."
+        ),
+    )
     write_rate_limit: str | None = Field(
         default="120/minute", description="Writes per API key, e.g. 120/minute; empty: none."
+    )
+    auth_failure_rate_limit: str | None = Field(
+        # A live key never fails; a misconfigured client fails a few times and stops. 30 a
+        # minute leaves it room to retry, and makes a flood of bad tokens cost one counter
+        # check each instead of a key lookup.
+        default="30/minute",
+        description="Failed authentications (401) per client address; past it, 429.",
     )
     read_rate_limit: str | None = Field(
         default=None, description="Reads per client address, e.g. 600/minute; default: none."

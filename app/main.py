@@ -3,11 +3,10 @@
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
-from fastapi_offline import FastAPIOffline
 
 from app.config import get_settings
 from app.errors import install_error_handlers
-from app.middleware import BodySizeLimitMiddleware, VaryMiddleware
+from app.middleware import ResponseHeadersMiddleware, WriteGuardMiddleware
 from app.observability import (
     REQUEST_ID_HEADER,
     AccessLogMiddleware,
@@ -28,7 +27,7 @@ from app.routers import (
     sources,
     years,
 )
-from app.routers.docs import COMMON_ERRORS
+from app.routers.docs import COMMON_ERRORS, install_docs
 
 API_PREFIX = "/api/v1"
 DESCRIPTION = """\
@@ -45,30 +44,35 @@ The contract under `/api/v1` is versioned: paths, parameters and field names sta
 
 **Limits**: pages of at most 1000 rows; at most 100 codes per filter; years 1949-2100; request
 bodies up to 1 MiB (imports up to 10 MiB and 100,000 rows), `413` past them; writes limited per
-key (120 a minute by default, `429` with `Retry-After`); on PostgreSQL every statement is
-cancelled after 5 s (`503`). Writes need `Authorization: Bearer TOKEN` (see *Authorize*).
+key (120 a minute by default, `429` with `Retry-After`), failed authentications per address (30
+a minute); a body must arrive within 30 s (`408`); on PostgreSQL every statement is cancelled
+after 5 s (`503`). Writes need `Authorization: Bearer TOKEN` (see *Authorize*), checked before
+the body is read.
 """
 
 
 def create_app() -> FastAPI:
     settings = get_settings()
     configure_logging()
-    app = FastAPIOffline(
+    app = FastAPI(
         title="Changzhou Veterans Affairs Statistics API",
         version="1.0.0",
         description=DESCRIPTION,
         default_response_class=JSONResponse,
-        static_url="/docs-assets",
+        docs_url=None,  # app/routers/docs.py serves them, offline and with their own CSP
+        redoc_url=None,
     )
+    install_docs(app)
     install_error_handlers(app)
     app.add_exception_handler(NotModifiedError, not_modified_response)
+    # Innermost first: each add_middleware wraps what was added before it.
     app.add_middleware(
-        BodySizeLimitMiddleware,
+        WriteGuardMiddleware,
         default_limit=settings.max_body_bytes,
         limits={f"{API_PREFIX}/imports": settings.max_import_bytes},
+        body_timeout=settings.body_timeout_s,
     )
     app.add_middleware(GZipMiddleware, minimum_size=1024)
-    app.add_middleware(VaryMiddleware)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
@@ -77,6 +81,7 @@ def create_app() -> FastAPI:
         expose_headers=["ETag", "Last-Modified", "Link", "X-Total-Count", REQUEST_ID_HEADER],
         max_age=600,
     )
+    app.add_middleware(ResponseHeadersMiddleware)  # outside CORS: its preflights get them too
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(request_id_middleware)
     api = APIRouter(

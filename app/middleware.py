@@ -1,73 +1,185 @@
 """Small ASGI middleware of our own (pure ASGI: no per-request Request objects)."""
 
+import inspect
+import re
+
+import anyio
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+from sqlalchemy import Engine
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import PayloadTooLargeError, problem_response
+from app.auth import authenticate
+from app.db import engine_dependency
+from app.errors import problem_response
+
+SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS"))
+
+# HTML the app serves (the docs pages) sets its own policy (app/routers/docs.py); any other
+# HTML gets this one: nothing loads, nothing runs, no page may frame it.
+DEFAULT_HTML_POLICY = (
+    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
 
 
-class VaryMiddleware:
-    """Gives successful GET responses one clean `Vary: Accept, Accept-Encoding` (CORS adds Origin).
+class ResponseHeadersMiddleware:
+    """Headers every response needs, set once here rather than by each route.
 
-    Bodies differ by Accept (JSON or CSV) and by Accept-Encoding (gzip or not), whether or not
-    this particular body was compressed; GZip and CORS each append their own token, which
-    otherwise leaves duplicates.
+    - `X-Content-Type-Options: nosniff` on every response: browsers never guess a type (a CSV
+      or a source text is never run as a script or rendered as HTML).
+    - On HTML: `X-Frame-Options: DENY` and a Content-Security-Policy when the page has none.
+    - Successful GETs vary on `Accept, Accept-Encoding`: bodies differ by Accept (JSON or CSV)
+      and by Accept-Encoding (gzip or not), whether or not this body was compressed; GZip and
+      CORS each append their own token, which otherwise leaves duplicates.
     """
 
-    REQUIRED = ("Accept", "Accept-Encoding")
+    VARY = ("Accept", "Accept-Encoding")
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        is_read = scope["method"] in ("GET", "HEAD")
 
-        async def send_with_vary(message: Message) -> None:
-            if message["type"] == "http.response.start" and message["status"] < 400:
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                tokens = [t.strip() for v in headers.getlist("vary") for t in v.split(",")]
-                merged = dict.fromkeys([*self.REQUIRED, *(t for t in tokens if t)])
-                headers["Vary"] = ", ".join(merged)
+                headers["X-Content-Type-Options"] = "nosniff"
+                if headers.get("content-type", "").startswith("text/html"):
+                    headers["X-Frame-Options"] = "DENY"
+                    headers.setdefault("Content-Security-Policy", DEFAULT_HTML_POLICY)
+                if is_read and message["status"] < 400:
+                    tokens = [t.strip() for v in headers.getlist("vary") for t in v.split(",")]
+                    merged = dict.fromkeys([*self.VARY, *(t for t in tokens if t)])
+                    headers["Vary"] = ", ".join(merged)
             await send(message)
 
-        await self.app(scope, receive, send_with_vary)
+        await self.app(scope, receive, send_with_headers)
 
 
-class BodySizeLimitMiddleware:
-    """413 (problem+json, through the app's handler) for bodies over the limit.
+class BodyRefusedError(HTTPException):
+    """A body over its size limit or too slow to arrive, found while it is read.
 
-    A declared Content-Length over the limit is refused before the body is read; a chunked body
-    is counted as it arrives. Imports have a larger limit of their own.
+    An HTTPException, so that FastAPI's body parsing passes it on (any other error there
+    becomes a generic 400); the app's handler answers it as problem+json. The connection is
+    closed after the answer: the rest of the body may still be on its way.
     """
 
-    def __init__(self, app: ASGIApp, *, default_limit: int, limits: dict[str, int]) -> None:
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(status_code, detail, headers={"Connection": "close"})
+
+
+async def _engine_of(app: FastAPI) -> Engine:
+    """The engine the app's routes get (tests override the dependency with their own)."""
+    provider = app.dependency_overrides.get(engine_dependency, engine_dependency)
+    engine = provider()
+    return await engine if inspect.isawaitable(engine) else engine
+
+
+async def _answer_error(scope: Scope, receive: Receive, send: Send, error: Exception) -> None:
+    """Answer `error` with the app's own handler for it (the one problem+json shape, 503 for a
+    database error), closing the connection: the body was never read."""
+    handlers = scope["app"].exception_handlers
+    handler = next((handlers[c] for c in type(error).__mro__ if c in handlers), None)
+    if handler is None:
+        raise error
+    response: Response = await handler(Request(scope, receive), error)
+    response.headers["Connection"] = "close"
+    await response(scope, receive, send)
+
+
+class WriteGuardMiddleware:
+    """Every request with a body: the key first, then the body's size and time.
+
+    1. A write to a route of the app (every write needs a key) is authenticated before a byte
+       of its body is read: FastAPI reads a JSON body before it runs any dependency, so without
+       this an anonymous client could make the worker hold a 1 MiB body. 401 or 429 at once.
+    2. A declared Content-Length over the limit is 413 before the body is read.
+    3. While the body is read: 413 once it is over the limit (a chunked body), 408 when it has
+       not all arrived `body_timeout` seconds after the app first asked for it.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        default_limit: int,
+        limits: dict[str, int],
+        body_timeout: float,
+    ) -> None:
         self.app = app
         self.default_limit = default_limit
         self.limits = limits
+        self.body_timeout = body_timeout
+        self.write_routes: list[tuple[re.Pattern[str], frozenset[str]]] | None = None
+
+    def _needs_key(self, scope: Scope) -> bool:
+        if self.write_routes is None:  # the app's routes, read on the first write
+            self.write_routes = [
+                (compile_path(path)[0], frozenset(methods - SAFE_METHODS))
+                for context in iter_route_contexts(scope["app"].routes)
+                if (methods := context.methods) and (path := context.path_format)
+                if methods - SAFE_METHODS
+            ]
+        return any(
+            scope["method"] in methods and pattern.match(scope["path"])
+            for pattern, methods in self.write_routes
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+        if scope["type"] != "http" or scope["method"] in SAFE_METHODS:
             await self.app(scope, receive, send)
             return
+        if self._needs_key(scope):
+            try:
+                await authenticate(scope, await _engine_of(scope["app"]))
+            except Exception as error:
+                await _answer_error(scope, receive, send, error)
+                return
         limit = self.limits.get(scope["path"], self.default_limit)
         declared = Headers(scope=scope).get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             response = problem_response(
-                413, detail=f"The body is over {limit} bytes.", slug="payload-too-large"
+                413,
+                detail=f"The body is over {limit} bytes.",
+                slug="payload-too-large",
+                headers={"Connection": "close"},
             )
             await response(scope, receive, send)
             return
-        received = 0
+        await self.app(scope, self._guarded_receive(receive, limit), send)
 
-        async def receive_with_limit() -> Message:
-            nonlocal received
-            message = await receive()
+    def _guarded_receive(self, receive: Receive, limit: int) -> Receive:
+        received = 0
+        deadline: float | None = None
+        body_done = False
+
+        async def guarded_receive() -> Message:
+            nonlocal received, deadline, body_done
+            if body_done:  # later calls wait for a disconnect: no deadline on those
+                return await receive()
+            if deadline is None:
+                deadline = anyio.current_time() + self.body_timeout
+            message: Message | None = None
+            with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
+                message = await receive()
+            if message is None:
+                raise BodyRefusedError(
+                    408, f"The body did not arrive within {self.body_timeout:g} s."
+                )
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise PayloadTooLargeError(f"The body is over {limit} bytes.")
+                    raise BodyRefusedError(413, f"The body is over {limit} bytes.")
+                body_done = not message.get("more_body", False)
             return message
 
-        await self.app(scope, receive_with_limit, send)
+        return guarded_receive

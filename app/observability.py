@@ -4,9 +4,10 @@
   response and written on every log line of the request (asgi-correlation-id).
 - Access log: one JSON line per request (python-json-logger) with method, route, path, status,
   duration and client. Headers are never logged, so an `Authorization` token never reaches a log.
-- `/metrics`: request counts and latencies per route template (never per raw path, which would
-  let clients create unbounded series) and database errors (prometheus-client). With several
-  workers, set PROMETHEUS_MULTIPROC_DIR to an empty folder so that every worker's counts add up.
+- `/metrics`: request counts and latencies per method and route template (never per raw path
+  or per arbitrary method, which would let clients create unbounded series) and database
+  errors (prometheus-client). With several workers, set PROMETHEUS_MULTIPROC_DIR to an empty
+  folder so that every worker's counts add up.
 """
 
 import logging
@@ -14,9 +15,10 @@ import os
 import re
 import sys
 import time
-from urllib.parse import unquote
+from typing import Any
 
 from asgi_correlation_id import CorrelationIdFilter, CorrelationIdMiddleware
+from fastapi.routing import iter_route_contexts
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -28,6 +30,7 @@ from prometheus_client import (
 from pythonjsonlogger.json import JsonFormatter
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -49,23 +52,42 @@ DATABASE_ERRORS = Counter(
 )
 
 
-def route_template(scope: Scope) -> str:
-    """`/api/v1/categories/{code}` for `/api/v1/categories/alpha`: bounded metric labels.
+UNMATCHED_ROUTE = "unmatched"
+OTHER_METHOD = "OTHER"
+# Methods a client may send are any token; only these get a label of their own (RFC 9110's).
+KNOWN_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+# Metric children per (method, route, status): every part comes from a finite set (methods
+# above, the app's ~30 route templates, the statuses it answers), so this never reaches its
+# bound; the bound is there so that a mistake cannot turn it into a leak.
+MAX_CACHED_SERIES = 2048
 
-    Routers nest here, so the matched route knows only its own part of the path; the template
-    is rebuilt from the path and its parameters, left to right.
+
+def route_templates(app: Any) -> dict[int, str]:
+    """The full template of every route, by the id of the object that routing leaves in the
+    scope: `scope["route"]` for a route, `scope["endpoint"]` (the mounted app) for a mount.
+
+    A route included through a router knows only its own part of the path
+    (`/categories/{code}`); FastAPI's route contexts know the whole (`/api/v1/categories/{code}`).
     """
-    if "route" not in scope:
-        return "unmatched"
-    segments = scope["path"].split("/")
-    start = 0
-    for name, value in (scope.get("path_params") or {}).items():
-        for index in range(start, len(segments)):
-            if unquote(segments[index]) == str(value):
-                segments[index] = "{" + name + "}"
-                start = index + 1
-                break
-    return "/".join(segments)
+    templates = {}
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        template = context.path_format or getattr(route, "path_format", None)
+        if not template:
+            continue
+        templates[id(route)] = template
+        if isinstance(route, Mount):
+            templates[id(route.app)] = template
+    return templates
+
+
+def route_template(scope: Scope, templates: dict[int, str]) -> str:
+    """`/api/v1/categories/{code}` for `/api/v1/categories/alpha`; `unmatched` when no route
+    matched: labels come from the app's routes, never from the path a client sent."""
+    matched = scope.get("route") or scope.get("endpoint")
+    if matched is None:
+        return UNMATCHED_ROUTE
+    return templates.get(id(matched), UNMATCHED_ROUTE)
 
 
 def valid_request_id(value: str) -> bool:
@@ -100,11 +122,26 @@ class AccessLogMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.templates: dict[int, str] | None = None  # built on the first request
+        self.series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def _series(self, method: str, route: str, status: int) -> tuple[Any, Any]:
+        """The request counter and latency histogram children for these labels (cached:
+        `labels()` costs a lock and a tuple of strings every time)."""
+        key = (method, route, status)
+        found = self.series.get(key)
+        if found is None:
+            found = (REQUESTS.labels(method, route, str(status)), LATENCY.labels(method, route))
+            if len(self.series) < MAX_CACHED_SERIES:
+                self.series[key] = found
+        return found
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.templates is None:
+            self.templates = route_templates(scope["app"])
         started = time.perf_counter()
         status = 500
 
@@ -118,9 +155,11 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send_and_record)
         finally:
             elapsed = time.perf_counter() - started
-            route = route_template(scope)
-            REQUESTS.labels(scope["method"], route, str(status)).inc()
-            LATENCY.labels(scope["method"], route).observe(elapsed)
+            route = route_template(scope, self.templates)
+            method = scope["method"] if scope["method"] in KNOWN_METHODS else OTHER_METHOD
+            requests, latency = self._series(method, route, status)
+            requests.inc()
+            latency.observe(elapsed)
             if status == 503:
                 DATABASE_ERRORS.labels("unavailable").inc()
             client = scope.get("client")

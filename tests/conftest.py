@@ -11,6 +11,7 @@ import uuid
 
 # Tests write far faster than any partner; rate limits have tests of their own.
 os.environ.setdefault("STATSAPI_WRITE_RATE_LIMIT", "1000000/minute")
+os.environ.setdefault("STATSAPI_AUTH_FAILURE_RATE_LIMIT", "1000000/minute")
 from collections.abc import Callable, Iterator
 from pathlib import Path
 

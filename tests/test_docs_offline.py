@@ -2,8 +2,9 @@
 
 The browser test runs Debian's Chromium headless against a real server with every host but the
 loopback address made unreachable, and checks that Swagger UI rendered the operations (so its
-JavaScript loaded and it fetched /openapi.json). Without Chromium it is skipped, saying why,
-except in CI (CI=true), where a missing browser is a failure: .ci/run installs it.
+JavaScript loaded and it fetched /openapi.json), and that the pages' Content-Security-Policy
+blocked nothing of their own. Without Chromium it is skipped, saying why, except in CI
+(CI=true), where a missing browser is a failure: .ci/run installs it.
 """
 
 import os
@@ -92,6 +93,8 @@ def _chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
             "--proxy-server=http://127.0.0.1:9",
             "--proxy-bypass-list=127.0.0.1",
             "--virtual-time-budget=15000",
+            "--enable-logging=stderr",  # the console, with any Content-Security-Policy violation
+            "--v=0",
             *args,
         ],
         capture_output=True,
@@ -101,12 +104,31 @@ def _chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+_VIOLATION = re.compile(r"(?:'([^']*)' )?violates the following Content Security Policy")
+
+
+def _own_csp_violations(console: str) -> list[str]:
+    """Console lines where the page's policy blocked something of the page's own: only
+    resources from other hosts may be blocked (ReDoc's logo from its CDN is)."""
+    own = []
+    for line in console.splitlines():
+        found = _VIOLATION.search(line)
+        if found is None:
+            continue
+        resource = found.group(1) or ""  # empty: an inline script or style
+        foreign = resource.startswith(("http:", "https:")) and "//127.0.0.1" not in resource
+        if not foreign:
+            own.append(line)
+    return own
+
+
 def test_swagger_ui_renders_every_operation_with_the_network_cut_off(
     server: str, tmp_path: Path
 ) -> None:
     result = _chromium("--dump-dom", f"{server}/docs", profile=tmp_path / "profile")
     dom = result.stdout
     assert "opblock" in dom, result.stderr[-2000:]
+    assert _own_csp_violations(result.stderr) == []
     for path in ("/api/v1/observations", "/api/v1/comparisons", "/api/v1/imports"):
         assert f'data-path="{path}"' in dom
     screenshot = tmp_path / "docs.png"
@@ -123,3 +145,4 @@ def test_redoc_renders_with_the_network_cut_off(server: str, tmp_path: Path) -> 
     result = _chromium("--dump-dom", f"{server}/redoc", profile=tmp_path / "profile")
     assert "Changzhou Veterans Affairs Statistics API" in result.stdout
     assert "/api/v1/observations" in result.stdout, result.stderr[-2000:]
+    assert _own_csp_violations(result.stderr) == []

@@ -1,7 +1,18 @@
-"""OpenAPI descriptions shared by the routers: error bodies, CSV and 304 responses."""
+"""OpenAPI descriptions shared by the routers (error bodies, CSV and 304 responses), and the
+docs pages themselves."""
 
+import base64
+import hashlib
+import re
+from functools import cache
+from pathlib import Path
 from typing import Any
 
+import fastapi_offline
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from app.errors import PROBLEM_MEDIA_TYPE
@@ -51,12 +62,81 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     400: problem("The body could not be parsed (not JSON where JSON is required)."),
-    401: problem("No API key, or an unknown or revoked one (see `WWW-Authenticate`)."),
+    401: problem(
+        "No API key, or an unknown or revoked one (see `WWW-Authenticate`); answered before "
+        "the body is read."
+    ),
     403: problem("The API key lacks the scope this operation needs."),
     404: problem("No indicator or region with that code, or no value to delete."),
+    408: problem("The body did not all arrive within the body timeout (30 s by default)."),
     413: problem("The body is over the size limit."),
     415: problem("The body's Content-Type is not one this operation reads."),
+    429: problem(
+        "Over the write limit of this key, or too many failed authentications from this "
+        "address (30 a minute by default): retry after `Retry-After` seconds."
+    ),
 }
 PRECONDITION_FAILED: dict[int | str, dict[str, Any]] = {
     412: problem("If-Match names a state that is no longer current: GET, merge, retry."),
 }
+
+
+# The docs pages: Swagger UI and ReDoc, with the assets that fastapi-offline vendors, served by
+# the app itself (no CDN: they work on an offline intranet), each with a Content-Security-Policy
+# that allows exactly what it loads: the app's own assets, its own inline script (by hash), the
+# inline styles both use, data: images (Swagger UI's icons) and blob: workers (ReDoc's search).
+ASSETS_URL = "/docs-assets"
+ASSETS_DIR = Path(fastapi_offline.__file__).parent / "static"
+_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
+
+
+@cache  # one page per root path: a handful at most
+def page_policy(html: str) -> str:
+    """The Content-Security-Policy of a docs page: nothing from another host, and no inline
+    script but the page's own (allowed by its SHA-256)."""
+    hashes = "".join(
+        f" 'sha256-{base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()}'"
+        for script in _INLINE_SCRIPT.findall(html)
+    )
+    return (
+        f"default-src 'none'; script-src 'self'{hashes}; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; font-src 'self'; connect-src 'self'; worker-src 'self' blob:; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    )
+
+
+def _page(page: HTMLResponse) -> HTMLResponse:
+    page.headers["Content-Security-Policy"] = page_policy(bytes(page.body).decode())
+    return page
+
+
+def install_docs(app: FastAPI) -> None:
+    """`/docs` (Swagger UI), `/redoc` and their assets under `/docs-assets`."""
+    app.mount(ASSETS_URL, StaticFiles(directory=ASSETS_DIR), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return _page(
+            get_swagger_ui_html(
+                openapi_url=f"{root}{app.openapi_url}",
+                title=f"{app.title} - Swagger UI",
+                swagger_js_url=f"{root}{ASSETS_URL}/swagger-ui-bundle.js",
+                swagger_css_url=f"{root}{ASSETS_URL}/swagger-ui.css",
+                swagger_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
+                oauth2_redirect_url=None,  # keys are bearer tokens: no OAuth2 flow to return to
+            )
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return _page(
+            get_redoc_html(
+                openapi_url=f"{root}{app.openapi_url}",
+                title=f"{app.title} - ReDoc",
+                redoc_js_url=f"{root}{ASSETS_URL}/redoc.standalone.js",
+                redoc_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
+                with_google_fonts=False,
+            )
+        )
