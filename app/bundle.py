@@ -66,9 +66,9 @@ MAX_LABEL_CHARS = 64
 MAX_FIELD_CHARS = 64
 MAX_REASON_CHARS = 200
 # No field of the format holds a number of more than 15 significant digits (app/decimals.py),
-# or a year or an order of more than 4 digits. Past this many digits a number is refused before
-# anything converts it: Python refuses int() of 4,300 digits, and turning 1e9999999 into an int
-# would take minutes.
+# or a year or an order of more than 4 digits. A number of magnitude past 10**100 (or below
+# 10**-100) is refused before anything converts it: Python refuses int() of 4,300 digits, and
+# turning Decimal("1e9999999") into an int would take minutes.
 MAX_NUMBER_DIGITS = 100
 
 

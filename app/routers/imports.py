@@ -29,7 +29,10 @@ IMPORT_BODY = {
         "CSV (`text/csv`) with the columns indicator,region,year,value,qualifier,note,source,"
         "quote (and optionally unit), UTF-8 with or without a byte-order mark; or a bundle "
         "(`application/yaml` or `application/json`), the seed's format, which may also define "
-        "sources, units, categories, regions and indicators (admin scope)."
+        "sources, units, categories, regions and indicators (admin scope). At most "
+        "`max_import_rows` (100,000) observations, counted before any is validated; YAML "
+        "aliases are refused; a 422 lists at most 100 errors and counts them all in "
+        "`error_count`."
     ),
     "content": {
         "text/csv": {
