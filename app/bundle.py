@@ -364,7 +364,7 @@ def _construct_int(loader: DecimalSafeLoader, node: yaml.ScalarNode) -> int | De
     text = loader.construct_scalar(node)
     if ":" in text:
         return text  # YAML 1.1 sexagesimal (190:20:30 would be 685230): kept as written
-    if len(text) > MAX_NUMBER_DIGITS:  # past Python's int() limit: a Decimal, refused by size
+    if len(text) > MAX_NUMBER_DIGITS:  # a Decimal, refused by size (int() raises past 4,300)
         try:
             return Decimal(text.replace("_", ""))
         except InvalidOperation:
