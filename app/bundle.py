@@ -18,17 +18,22 @@ Values are exact decimals in base units (1027.3万元 is written 10273000); a YA
 indicator's unless it names another (a measure whose unit changed from one year to the next).
 References (an observation's indicator, an indicator's category...) name a code defined in the
 same bundle or already in the database. Unknown keys are errors, so a typo never silently drops
-a field.
+a field. YAML is read as YAML 1.2 reads numbers (190:20:30 is text, not 685230); anchors may be
+set, but aliases (*name) are refused; a source's `text_file` names a file inside the bundle's
+folder.
 """
 
 import csv
 import io
 import json
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
+from itertools import islice
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -36,9 +41,11 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
+from yaml.composer import ComposerError
 
 from app.decimals import DecimalRangeError, parse_decimal
 from app.models import MeasureType, Qualifier, RegionLevel
@@ -48,13 +55,25 @@ CODE_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
 REGION_CODE_PATTERN = r"^[0-9]{6}$"
 MIN_YEAR, MAX_YEAR = 1949, 2100
 
+# A file with a million faulty rows would otherwise answer a million errors (hundreds of MB):
+# the first MAX_ERRORS are listed, the rest only counted. A partner fixes a file from its
+# first hundred errors; the count says how far there is to go.
+MAX_ERRORS = 100
+# An error names a record by a few of its fields, cut to this many characters: enough to find
+# the row, too short to echo a hostile file back.
+MAX_LABEL_CHARS = 64
+# An unknown field is named by its key; a reason may quote the value. Both are cut.
+MAX_FIELD_CHARS = 64
+MAX_REASON_CHARS = 200
+# No field of the format holds a number of more than 15 significant digits (app/decimals.py),
+# or a year or an order of more than 4 digits. A number of magnitude past 10**100 (or below
+# 10**-100) is refused before anything converts it: Python refuses int() of 4,300 digits, and
+# turning Decimal("1e9999999") into an int would take minutes.
+MAX_NUMBER_DIGITS = 100
 
-class BundleError(Exception):
-    """A bundle that cannot be loaded; names the file, the record and the field."""
 
-    def __init__(self, errors: list["RecordError"]) -> None:
-        self.errors = errors
-        super().__init__("; ".join(str(error) for error in errors))
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -64,9 +83,63 @@ class RecordError:
     field: str
     reason: str
 
+    def __post_init__(self) -> None:
+        # Fields and reasons can carry a client's text (an unknown key, a bad value): cut.
+        object.__setattr__(self, "field", _short(self.field, MAX_FIELD_CHARS))
+        object.__setattr__(self, "reason", _short(self.reason, MAX_REASON_CHARS))
+
     def __str__(self) -> str:
         where = f"{self.file}: {self.record}" if self.record else self.file
         return f"{where}: {self.field}: {self.reason}" if self.field else f"{where}: {self.reason}"
+
+
+class ErrorList:
+    """The errors found in a file: every one counted, the first MAX_ERRORS kept."""
+
+    def __init__(self, errors: Iterable[RecordError] = ()) -> None:
+        self.kept: list[RecordError] = []
+        self.total = 0
+        self.extend(errors)
+
+    def __bool__(self) -> bool:
+        return self.total > 0
+
+    def add(self, error: RecordError) -> None:
+        self.total += 1
+        if len(self.kept) < MAX_ERRORS:
+            self.kept.append(error)
+
+    def extend(self, errors: Iterable[RecordError]) -> None:
+        for error in errors:
+            self.add(error)
+
+    def add_validation(self, error: ValidationError, *, file: str, record: str) -> None:
+        """Pydantic's errors for one record, counted without building those past the cap."""
+        room = MAX_ERRORS - len(self.kept)
+        if room > 0:
+            for item in error.errors(include_url=False, include_input=False)[:room]:
+                field = ".".join(str(part) for part in item["loc"])
+                self.kept.append(RecordError(file, record, field, item["msg"]))
+        self.total += error.error_count()
+
+    def raise_if_any(self) -> None:
+        if self:
+            raise BundleError(self)
+
+
+class BundleError(Exception):
+    """A bundle that cannot be loaded; names the file, the record and the field.
+
+    `errors` holds at most MAX_ERRORS of them; `total` counts them all.
+    """
+
+    def __init__(self, errors: Iterable[RecordError] | ErrorList) -> None:
+        found = errors if isinstance(errors, ErrorList) else ErrorList(errors)
+        self.errors = found.kept
+        self.total = found.total
+        more = self.total - len(self.errors)
+        text = "; ".join(str(error) for error in self.errors)
+        super().__init__(f"{text} (and {more} more)" if more else text)
 
 
 def _code_to_str(value: Any) -> Any:
@@ -81,10 +154,23 @@ def refuse_nul(value: Any) -> Any:
     return value
 
 
+def refuse_huge_number(value: Any) -> Any:
+    """A number read as a Decimal with more than MAX_NUMBER_DIGITS digits, refused before any
+    conversion (pydantic would turn Decimal("1e9999999") into an int digit by digit)."""
+    if (
+        isinstance(value, Decimal)
+        and value.is_finite()
+        and abs(value.adjusted()) > MAX_NUMBER_DIGITS
+    ):
+        raise ValueError(f"a number of more than {MAX_NUMBER_DIGITS} digits")
+    return value
+
+
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     _no_nul = field_validator("*", mode="before")(refuse_nul)
+    _no_huge_number = field_validator("*", mode="before")(refuse_huge_number)
 
 
 class SourceRecord(_Record):
@@ -144,14 +230,36 @@ class IndicatorRecord(_Record):
     display_order: int = 0
 
 
-FORMULA_PREFIXES = ("=", "+", "@", "\t", "\r")
+# CSV injection (OWASP): a spreadsheet runs a cell that starts with one of these as a formula.
+# This one rule refuses such text on the way in (imports, PUT) and defuses it on every way out
+# (the API's CSV and `statsapi export --format csv`).
+FORMULA_PREFIXES = ("=", "+", "-", "@")
+# OWASP also lists a leading tab and carriage return because spreadsheets skip leading blanks
+# before they look: so the check looks past all leading whitespace (" =1+1", "\n=1+1").
+# A plain signed number ("-3", "+2.5") is not refused: a spreadsheet reads it as that number and
+# runs nothing, and a figure may be quoted alone. Anything after the number ("-2+3+cmd|' /C
+# calc'!A0", "-3%") makes it a formula. No quote of the seed starts with any of these.
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
+
+
+def starts_like_formula(text: str) -> bool:
+    """True when a spreadsheet would evaluate `text` as a formula."""
+    start = text.lstrip()
+    return start.startswith(FORMULA_PREFIXES) and _PLAIN_NUMBER.fullmatch(start) is None
 
 
 def refuse_formula(text: str | None) -> str | None:
     """A cell that a spreadsheet would run as a formula is refused, not stored."""
-    if text is not None and text.startswith(FORMULA_PREFIXES):
-        raise ValueError("starts like a spreadsheet formula (=, +, @); quote the text as published")
+    if text is not None and starts_like_formula(text):
+        raise ValueError(
+            "starts like a spreadsheet formula (=, +, -, @): start the quote at a word or figure"
+        )
     return text
+
+
+def defuse_formula(value: Any) -> Any:
+    """Text a spreadsheet would run, prefixed with ' so that it shows as text; the rest as is."""
+    return "'" + value if isinstance(value, str) and starts_like_formula(value) else value
 
 
 class ObservationRecord(_Record):
@@ -196,6 +304,24 @@ class Bundle(_Record):
     observations: list[ObservationRecord] = []
 
 
+SECTIONS: dict[str, type[_Record]] = {
+    "sources": SourceRecord,
+    "units": UnitRecord,
+    "categories": CategoryRecord,
+    "regions": RegionRecord,
+    "indicators": IndicatorRecord,
+    "observations": ObservationRecord,
+}
+# The top level of a bundle, its records left for one-by-one validation (so that errors can be
+# counted past MAX_ERRORS without pydantic building every one of them).
+_Sections = create_model(  # type: ignore[call-overload]
+    "_Sections",
+    __base__=_Record,
+    format=(Literal["statsapi-bundle/1"], FORMAT),
+    **{section: (list[Any], []) for section in SECTIONS},
+)
+
+
 @dataclass
 class LoadedBundle:
     """A validated bundle, with the source texts it refers to read from disk."""
@@ -212,84 +338,200 @@ class LoadedBundle:
         return f"{section}[{index}]"
 
 
-class _DecimalSafeLoader(yaml.SafeLoader):
-    """SafeLoader that reads YAML floats as Decimals (96.6 stays 96.6)."""
+# --- YAML and JSON -----------------------------------------------------------------------------
 
 
-def _construct_decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal:
-    return Decimal(loader.construct_scalar(node).replace("_", ""))
+class DecimalSafeLoader(yaml.CSafeLoader):
+    """libyaml's safe loader (no objects; nesting bounded at 1,000 levels), reading YAML floats
+    as Decimals (96.6 stays 96.6), and numbers or dates Python cannot hold as their text, so
+    that the field's own check names them."""
 
 
-_DecimalSafeLoader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
+def _construct_decimal(loader: DecimalSafeLoader, node: yaml.ScalarNode) -> Decimal | str:
+    text = loader.construct_scalar(node)
+    if ":" in text:
+        return text  # YAML 1.1 sexagesimal (190:20:30.15): kept as written, as YAML 1.2 reads it
+    special = text.lstrip("+-").lower()
+    if special in (".inf", ".nan"):  # the field's check refuses them (a finite number)
+        return Decimal(("-" if text.startswith("-") else "") + special[1:])
+    try:
+        return Decimal(text.replace("_", ""))
+    except InvalidOperation:
+        return text  # `!!float x`
+
+
+def _construct_int(loader: DecimalSafeLoader, node: yaml.ScalarNode) -> int | Decimal | str:
+    text = loader.construct_scalar(node)
+    if ":" in text:
+        return text  # YAML 1.1 sexagesimal (190:20:30 would be 685230): kept as written
+    if len(text) > MAX_NUMBER_DIGITS:  # a Decimal, refused by size (int() raises past 4,300)
+        try:
+            return Decimal(text.replace("_", ""))
+        except InvalidOperation:
+            return text  # 0x... of a hundred digits
+    try:
+        return loader.construct_yaml_int(node)
+    except (ValueError, IndexError):
+        return text  # `!!int x`, `!!int ""`
+
+
+def _construct_timestamp(loader: DecimalSafeLoader, node: yaml.ScalarNode) -> Any:
+    try:
+        return loader.construct_yaml_timestamp(node)
+    except (ValueError, AttributeError):
+        return loader.construct_scalar(node)  # 2023-02-30, `!!timestamp x`: the text
+
+
+DecimalSafeLoader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
+DecimalSafeLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+DecimalSafeLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
+
+
+def _refuse_aliases(root: yaml.Node) -> None:
+    """An alias makes two places share one node, and a few nested ones expand to billions of
+    values ("billion laughs"): any node reached twice is refused, before anything expands."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            raise ComposerError(
+                None, None, "aliases (*name) are not allowed: write the value out", node.start_mark
+            )
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            stack.extend(part for pair in node.value for part in pair)
+
+
+def _load_yaml(text: str) -> Any:
+    loader = DecimalSafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if "*" in text:  # an alias needs a `*`: most files have none and skip the walk
+            _refuse_aliases(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _read_json_int(text: str) -> int | Decimal:
+    # Past MAX_NUMBER_DIGITS a Decimal (Python's int() refuses 4,300 digits); refused by size.
+    return int(text) if len(text) <= MAX_NUMBER_DIGITS else Decimal(text)
+
+
+_JSON_START = re.compile(r"\s*[\[{]")
 
 
 def parse_document(text: str, *, name: str) -> Any:
     """Parse YAML or JSON text (JSON is YAML, but parse it as JSON for exact decimals)."""
     try:
-        if text.lstrip().startswith(("{", "[")):
-            return json.loads(text, parse_float=Decimal)
-        return yaml.load(text, Loader=_DecimalSafeLoader)  # SafeLoader: no objects
+        if _JSON_START.match(text):
+            return json.loads(text, parse_float=Decimal, parse_int=_read_json_int)
+        return _load_yaml(text)
     except (yaml.YAMLError, json.JSONDecodeError) as error:
-        raise BundleError([RecordError(name, "", "", f"not valid YAML or JSON: {error}")]) from None
+        reason = f"not valid YAML or JSON: {error}"
+    except RecursionError:  # json.loads past the interpreter's recursion limit (~1,000 levels)
+        reason = "nested deeper than the parser allows (a bundle nests 3 levels)"
+    except (ValueError, ArithmeticError, LookupError) as error:  # a tag such as `!!bool maybe`
+        reason = f"a value cannot be read ({type(error).__name__})"
+    raise BundleError([RecordError(name, "", "", reason)])
 
 
-def _apply_defaults(document: dict[str, Any], name: str) -> None:
-    raw_defaults = document.pop("defaults", None) or {}
-    try:
-        defaults = ObservationDefaults.model_validate(raw_defaults)
-    except ValidationError as error:
-        raise BundleError(_record_errors(error, name, prefix="defaults")) from None
-    given = defaults.model_dump(exclude_none=True)
-    for record in document.get("observations") or []:
-        if isinstance(record, dict):
-            for key, value in given.items():
-                record.setdefault(key, value)
+def _label_text(value: Any) -> str | None:
+    """A scalar as short text for an error label; None for anything else (never a list)."""
+    if isinstance(value, str | int | Decimal) and not isinstance(value, bool):
+        return _short(str(value), MAX_LABEL_CHARS)
+    return None
 
 
-def _describe_record(document: dict[str, Any], section: str, index: int) -> str:
-    records = document.get(section)
+def _describe_record(section: str, index: int, record: Any) -> str:
     label = f"{section}[{index}]"
-    if isinstance(records, list) and index < len(records) and isinstance(records[index], dict):
-        record = records[index]
+    if isinstance(record, dict):
         keys = ("indicator", "region", "year") if section == "observations" else ("code",)
-        named = ", ".join(f"{key}={record[key]}" for key in keys if key in record)
+        texts = {key: _label_text(record.get(key)) for key in keys}
+        named = ", ".join(f"{key}={text}" for key, text in texts.items() if text is not None)
         if named:
             label += f" ({named})"
     return label
 
 
-def _record_errors(
-    error: ValidationError, name: str, *, prefix: str = "", document: dict[str, Any] | None = None
-) -> list[RecordError]:
-    errors = []
-    for item in error.errors():
-        location = [str(part) for part in item["loc"]]
-        if prefix:
-            record, fields = prefix, location
-        elif len(location) >= 2 and location[1].isdigit():
-            record = _describe_record(document or {}, location[0], int(location[1]))
-            fields = location[2:]
-        else:
-            record, fields = "", location
-        errors.append(RecordError(name, record, ".".join(fields), item["msg"]))
-    return errors
+M = TypeVar("M", bound=BaseModel)
 
 
-def validate_document(document: Any, *, name: str) -> Bundle:
-    """Check a parsed document against the bundle format; errors name record and field."""
+def _validate(model: type[M], raw: Any, errors: ErrorList, *, file: str, record: str) -> M | None:
+    """One record (or the top level) checked; its errors added to `errors`."""
+    fields = model.model_fields
+    if isinstance(raw, dict) and len(raw) > len(fields):
+        # More keys than the model has fields: some are unknown. Said once, not once per key
+        # (a record of 100,000 keys would otherwise be 100,000 errors).
+        unknown_keys = (_short(str(key), 20) for key in raw if key not in fields)
+        unknown = ", ".join(islice(unknown_keys, 5))
+        errors.add(RecordError(file, record, "", f"{len(raw)} keys; unknown: {unknown}"))
+        return None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        errors.add_validation(error, file=file, record=record)
+        return None
+
+
+def check_row_count(count: int, *, name: str, max_rows: int | None) -> None:
+    """Refuse a file of more than `max_rows` observations, before any row is validated."""
+    if max_rows is not None and count > max_rows:
+        reason = f"at most {max_rows} rows per import; this file has {count}"
+        raise BundleError([RecordError(name, "", "observations", reason)])
+
+
+def _apply_defaults(document: dict[str, Any], errors: ErrorList, name: str) -> None:
+    raw_defaults = document.pop("defaults", None) or {}
+    defaults = _validate(ObservationDefaults, raw_defaults, errors, file=name, record="defaults")
+    if defaults is None:
+        return
+    given = defaults.model_dump(exclude_none=True)
+    observations = document.get("observations")
+    for record in observations if isinstance(observations, list) else []:
+        if isinstance(record, dict):
+            for key, value in given.items():
+                record.setdefault(key, value)
+
+
+def validate_document(document: Any, *, name: str, max_rows: int | None = None) -> Bundle:
+    """Check a parsed document against the bundle format; errors name record and field.
+
+    With `max_rows`, a document of more observations is refused before any is validated.
+    """
     if not isinstance(document, dict):
         raise BundleError([RecordError(name, "", "", "a bundle is a mapping of sections")])
+    observations = document.get("observations")
+    check_row_count(
+        len(observations) if isinstance(observations, list) else 0, name=name, max_rows=max_rows
+    )
     document = dict(document)
-    _apply_defaults(document, name)
-    try:
-        return Bundle.model_validate(document)
-    except ValidationError as error:
-        raise BundleError(_record_errors(error, name, document=document)) from None
+    errors = ErrorList()
+    _apply_defaults(document, errors, name)
+    top = _validate(_Sections, document, errors, file=name, record="")
+    errors.raise_if_any()
+    assert top is not None
+    sections = {
+        section: [
+            _validate(model, raw, errors, file=name, record=_describe_record(section, index, raw))
+            for index, raw in enumerate(getattr(top, section))
+        ]
+        for section, model in SECTIONS.items()
+    }
+    errors.raise_if_any()
+    # The records are model instances already: pydantic takes them as they are.
+    return Bundle.model_validate({"format": top.format, **sections})
 
 
-def load_uploaded(text: str, *, name: str) -> LoadedBundle:
+def load_uploaded(text: str, *, name: str, max_rows: int | None = None) -> LoadedBundle:
     """A bundle received over HTTP: texts must be inline, never a path on this server."""
-    bundle = validate_document(parse_document(text, name=name), name=name)
+    document = parse_document(text, name=name)
+    bundle = validate_document(document, name=name, max_rows=max_rows)
     errors = [
         RecordError(
             name,
@@ -306,6 +548,17 @@ def load_uploaded(text: str, *, name: str) -> LoadedBundle:
     return LoadedBundle(name=name, bundle=bundle, source_texts=texts)
 
 
+def _read_source_text(folder: Path, text_file: str) -> str:
+    """The text of `text_file`, which must resolve (links followed) inside `folder`."""
+    path = (folder / text_file).resolve()
+    if not path.is_relative_to(folder.resolve()):
+        raise ValueError(f"must name a file inside the bundle's folder ({text_file!r} does not)")
+    try:
+        return path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(str(error)) from None
+
+
 def read_bundle_file(path: Path) -> LoadedBundle:
     """Read, parse and validate a bundle file, and the source texts it names."""
     name = path.name
@@ -320,10 +573,9 @@ def read_bundle_file(path: Path) -> LoadedBundle:
             texts[source.code] = source.text
         if source.text_file is None:
             continue
-        text_path = (path.parent / source.text_file).resolve()
         try:
-            texts[source.code] = text_path.read_bytes().decode("utf-8")
-        except (OSError, UnicodeDecodeError) as error:
+            texts[source.code] = _read_source_text(path.parent, source.text_file)
+        except ValueError as error:
             record = f"sources[{index}] (code={source.code})"
             raise BundleError([RecordError(name, record, "text_file", str(error))]) from None
     return LoadedBundle(name=name, bundle=bundle, source_texts=texts)
@@ -350,14 +602,22 @@ def decode_upload(data: bytes, *, name: str) -> str:
         raise BundleError([RecordError(name, "", "", reason)]) from None
 
 
-def parse_csv(text: str, *, name: str) -> LoadedBundle:
-    """Observations from CSV with the columns CSV_COLUMNS (and optionally `unit`).
+def _csv_records(text: str, *, name: str) -> Iterator[tuple[str, list[str]]]:
+    """Each non-blank record with its label: `row 2` starts on line 2 of the file."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    start = 1
+    try:
+        for cells in reader:
+            if cells:
+                yield f"row {start}", cells
+            start = reader.line_num + 1
+    except csv.Error as error:  # a cell over csv.field_size_limit() (131,072 characters), say
+        reason = f"cannot be read as CSV: {error}"
+        raise BundleError([RecordError(name, f"row {start}", "", reason)]) from None
 
-    Records are labelled by their line in the file (`row 2` is the first after the header), so
-    a partner finds the faulty cell at once.
-    """
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [column.strip() for column in reader.fieldnames or []]
+
+def _check_header(cells: list[str], *, name: str) -> list[str]:
+    header = [column.strip() for column in cells]
     missing = [column for column in CSV_COLUMNS if column not in header]
     unknown = [c for c in header if c not in CSV_COLUMNS and c not in CSV_OPTIONAL_COLUMNS]
     if missing or unknown:
@@ -368,39 +628,54 @@ def parse_csv(text: str, *, name: str) -> LoadedBundle:
             parts.append(f"unknown columns {', '.join(unknown)}")
         reason = "; ".join(parts) + f" (expected: {','.join(CSV_COLUMNS)})"
         raise BundleError([RecordError(name, "row 1", "", reason)])
-    reader.fieldnames = header
+    return header
+
+
+def parse_csv(text: str, *, name: str, max_rows: int | None = None) -> LoadedBundle:
+    """Observations from CSV with the columns CSV_COLUMNS (and optionally `unit`).
+
+    Records are labelled by their line in the file (`row 2` is the first after the header), so
+    a partner finds the faulty cell at once. With `max_rows`, a file of more rows is refused
+    after a first pass that only counts them.
+    """
+    if max_rows is not None:
+        count = sum(1 for _ in _csv_records(text, name=name)) - 1  # less the header
+        check_row_count(count, name=name, max_rows=max_rows)
+    rows = _csv_records(text, name=name)
+    _, first = next(rows, ("", []))
+    header = _check_header(first, name=name)
     records: list[ObservationRecord] = []
     labels: list[str] = []
-    errors: list[RecordError] = []
-    for row in reader:
-        line = f"row {reader.line_num}"
-        if None in row:
-            errors.append(RecordError(name, line, "", "more cells than columns"))
+    errors = ErrorList()
+    for line, cells in rows:
+        if len(cells) > len(header):
+            errors.add(RecordError(name, line, "", "more cells than columns"))
             continue
-        values = {key: (value if value != "" else None) for key, value in row.items()}
+        values: dict[str, Any] = dict.fromkeys(header)
+        values.update((key, cell) for key, cell in zip(header, cells, strict=False) if cell != "")
         if values.get("qualifier") is None:
             values.pop("qualifier", None)
-        try:
-            records.append(ObservationRecord.model_validate(values))
+        record = _validate(ObservationRecord, values, errors, file=name, record=line)
+        if record is not None:
+            records.append(record)
             labels.append(line)
-        except ValidationError as error:
-            errors += [
-                RecordError(name, line, ".".join(str(p) for p in item["loc"]), item["msg"])
-                for item in error.errors()
-            ]
-    if errors:
-        raise BundleError(errors)
+    errors.raise_if_any()
     bundle = Bundle(observations=records)
     return LoadedBundle(name=name, bundle=bundle, source_texts={}, observation_labels=labels)
 
 
 def write_csv(rows: list[dict[str, Any]]) -> str:
-    """Observations as CSV that `parse_csv` reads back (UTF-8 text; the caller adds a BOM)."""
+    """Observations as CSV that `parse_csv` reads back (UTF-8 text; the caller adds a BOM).
+
+    Text a spreadsheet would run as a formula (stored before imports refused it) is defused.
+    """
     buffer = io.StringIO()
     writer = csv.DictWriter(
         buffer, fieldnames=[*CSV_COLUMNS, *CSV_OPTIONAL_COLUMNS], lineterminator="\r\n"
     )
     writer.writeheader()
     for row in rows:
-        writer.writerow({key: "" if value is None else value for key, value in row.items()})
+        writer.writerow(
+            {key: "" if value is None else defuse_formula(value) for key, value in row.items()}
+        )
     return buffer.getvalue()

@@ -37,6 +37,8 @@ cli.add_typer(keys, name="keys")
 def _fail(error: BundleError) -> typer.Exit:
     for item in error.errors:
         typer.echo(f"error: {item}", err=True)
+    if error.total > len(error.errors):
+        typer.echo(f"error: and {error.total - len(error.errors)} more", err=True)
     return typer.Exit(code=1)
 
 

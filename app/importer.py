@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, insert, select, update
 
-from app.bundle import BundleError, LoadedBundle, ObservationRecord, RecordError
+from app.bundle import BundleError, ErrorList, LoadedBundle, ObservationRecord, RecordError
 from app.models import (
     category_table,
     indicator_table,
@@ -112,10 +112,14 @@ def _check_unique(loaded: LoadedBundle, section: str, keys: Sequence[Any]) -> li
     return errors
 
 
-def _check_references(connection: Connection, loaded: LoadedBundle) -> list[RecordError]:
-    """Every code a record names is defined in the bundle or already in the database."""
+def _check_references(connection: Connection, loaded: LoadedBundle) -> ErrorList:
+    """Every code a record names is defined in the bundle or already in the database.
+
+    The errors are counted, and the first bundle.MAX_ERRORS kept (a file of 100,000 rows
+    naming an unknown code is one count, not 400,000 errors in memory).
+    """
     bundle, name = loaded.bundle, loaded.name
-    errors: list[RecordError] = []
+    errors = ErrorList()
     for section, records in (
         ("sources", bundle.sources),
         ("units", bundle.units),
@@ -123,11 +127,13 @@ def _check_references(connection: Connection, loaded: LoadedBundle) -> list[Reco
         ("regions", bundle.regions),
         ("indicators", bundle.indicators),
     ):
-        errors += _check_unique(loaded, section, [record.code for record in records])
-    errors += _check_unique(
-        loaded,
-        "observations",
-        [(obs.indicator, obs.region, obs.year) for obs in bundle.observations],
+        errors.extend(_check_unique(loaded, section, [record.code for record in records]))
+    errors.extend(
+        _check_unique(
+            loaded,
+            "observations",
+            [(obs.indicator, obs.region, obs.year) for obs in bundle.observations],
+        )
     )
 
     def known(table: Table, defined: Iterable[str]) -> set[str]:
@@ -142,7 +148,7 @@ def _check_references(connection: Connection, loaded: LoadedBundle) -> list[Reco
     def missing(section: str, index: int, field_name: str, code: str | None, pool: set[str]):
         if code is not None and code not in pool:
             record = loaded.label(section, index)
-            errors.append(RecordError(name, record, field_name, f"unknown code {code!r}"))
+            errors.add(RecordError(name, record, field_name, f"unknown code {code!r}"))
 
     for index, region in enumerate(bundle.regions):
         missing("regions", index, "parent", region.parent, regions)
@@ -156,7 +162,7 @@ def _check_references(connection: Connection, loaded: LoadedBundle) -> list[Reco
         missing("observations", index, "source", obs.source, sources)
     for source in bundle.sources:
         if source.text_file is not None and source.code not in loaded.source_texts:
-            errors.append(RecordError(name, source.code, "text_file", "text was not read"))
+            errors.add(RecordError(name, source.code, "text_file", "text was not read"))
     return errors
 
 

@@ -15,12 +15,11 @@ from fastapi import Request
 from fastapi.responses import Response
 from starlette import responses as starlette_responses
 
+from app.bundle import defuse_formula
 from app.decimals import to_json_text
 
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 UTF8_BOM = "\ufeff"
-# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _default(value: Any) -> Any:
@@ -56,9 +55,7 @@ def _cell(value: Any) -> Any:
         return "true" if value else "false"  # as in the JSON body
     if isinstance(value, Decimal):
         return to_json_text(value)
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value  # shown as text, never evaluated
-    return value
+    return defuse_formula(value)  # the one rule of app/bundle.py, as in `statsapi export`
 
 
 def flatten(row: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

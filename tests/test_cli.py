@@ -102,3 +102,20 @@ def test_serve_with_workers_makes_its_metrics_folder_only_when_none_is_given(
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
     runner.invoke(cli.cli, ["serve", "--workers", "2"])
     assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ  # nor left behind in the environment
+
+
+def test_import_of_a_bundle_naming_a_file_outside_its_folder_is_refused(
+    databases: DatabaseFactory, tmp_path
+) -> None:
+    url = databases.fresh("empty")
+    source = (
+        "sources:\n  - {code: sneaky, title_zh: x, title_en: x, publisher_zh: x, "
+        "publisher_en: x, published_on: 2024-01-01, year_covered: 2023, "
+        "text_file: ../../../../../../../../etc/hostname}\n"
+    )
+    (tmp_path / "bundle.yaml").write_text(source, encoding="utf-8")
+    result = _statsapi("import", str(tmp_path / "bundle.yaml"), database_url=url)
+    assert result.returncode == 1
+    assert "bundle.yaml: sources[0] (code=sneaky): text_file: must name a file inside" in (
+        result.stderr
+    )
