@@ -138,6 +138,16 @@ SORT_PATTERN = (
 )
 
 
+def _sort_keys_once(sort: str) -> str:
+    """A key given twice (`year,-year`) means nothing more, but each spelling would be a new
+    statement shape for the server to build and keep (app/prepared.py)."""
+    keys = [key.lstrip("-") for key in sort.split(",")]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise ValueError(f"each key at most once; repeated: {', '.join(repeated)}")
+    return sort
+
+
 class ObservationQuery(FormatQuery):
     category: CategoryCodes = []
     indicator: IndicatorCodes = []
@@ -159,8 +169,9 @@ class ObservationQuery(FormatQuery):
         pattern=SORT_PATTERN,
         max_length=100,
         description=(
-            "Comma-separated keys among indicator, region, year, value, category; `-` sorts "
-            "descending. Ties are always broken by indicator, region, year, so pages are stable."
+            "Comma-separated keys among indicator, region, year, value, category, each at most "
+            "once; `-` sorts descending. Ties are always broken by indicator, region, year, so "
+            "pages are stable."
         ),
         examples=["-year,indicator"],
     )
@@ -192,6 +203,7 @@ class ObservationQuery(FormatQuery):
         examples=["2024-06-01T00:00:00Z"],
     )
     _times = field_validator("as_of", "updated_after", mode="before")(_iso_timestamp)
+    _sort = field_validator("sort")(_sort_keys_once)
 
     limit: int = Field(
         default=DEFAULT_PAGE_SIZE,
