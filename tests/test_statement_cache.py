@@ -4,16 +4,19 @@ A read's statement is built and compiled once per shape: which filters, how many
 the sort. Shapes come from the query string, so each statement builder keeps only its latest
 `STATEMENT_CACHE_SIZE` shapes, and a compiled statement lives only as long as its statement
 (app/prepared.py). Before, compiled statements were kept forever: 3,000 `sort` orders grew a
-worker by 240 MB. The live probe (a real server's memory while thousands of shapes arrive) is
-in tests/test_statement_probe.py.
+worker by 240 MB. The last test is a probe: a real server's memory while thousands of shapes
+arrive.
 """
 
 import gc
 import itertools
+import time
 import weakref
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, bindparam, select
@@ -25,8 +28,16 @@ from app.models import observation_table
 from app.prepared import STATEMENT_BUILDERS, STATEMENT_CACHE_SIZE, prepare
 from app.queries import ListShape, _indicators_by_code, list_statements
 from app.schemas import MAX_CODES_PER_FILTER, SORT_KEYS, ObservationQuery
+from tests.conftest import DatabaseFactory
+from tests.live import rss_mb, serving
 
 API = "/api/v1/observations"
+# The probe: warm-up shapes (every cache full, the allocator at its steady state), then the
+# shapes measured. On SQLite, with the caches unbounded (before), the 600 shapes grew the
+# worker by 52 MB; bounded, by 2 to 4 MB.
+WARM_UP_SHAPES = 4 * STATEMENT_CACHE_SIZE
+PROBE_SHAPES = 600
+PROBE_RSS_GROWTH_MB = 15
 # Each builder and how many statements one of its shapes holds.
 BUILDERS: dict[Any, int] = {
     list_statements: 2,  # the page and the count
@@ -186,3 +197,42 @@ def test_a_sort_with_each_key_once_is_accepted(world: TestClient) -> None:
     response = world.get(API, params={"sort": "-year,indicator,-region,value,category"})
     assert response.status_code == 200
     assert [row["year"] for row in response.json()["data"]][:1] == [2023]
+
+
+@pytest.mark.slow
+def test_a_live_worker_stays_small_while_thousands_of_shapes_arrive(
+    databases: DatabaseFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Anonymous lists, each with a sort order and filters never sent before (15-20 s)."""
+    url = databases.fresh("seeded")
+    with serving(url, tmp_path / "server.log") as server, httpx.Client(timeout=10) as client:
+        [worker] = server.worker_pids()
+        regions = [r["code"] for r in client.get(f"{server.url}/api/v1/regions").json()["data"]]
+
+        def send(shapes: list[tuple[str, int, bool]]) -> None:
+            for sort, region_count, as_of in shapes:
+                params: dict[str, Any] = {"sort": sort, "limit": 1}
+                if region_count:
+                    params["region"] = ",".join(regions[:region_count])
+                if as_of:
+                    params["as_of"] = "2999-01-01T00:00:00Z"
+                response = client.get(f"{server.url}{API}", params=params)
+                assert response.status_code == 200, response.text[:300]
+
+        shapes = [
+            (sort, i % len(regions), i % 10 == 0)
+            for i, sort in enumerate(itertools.islice(sort_orders(), WARM_UP_SHAPES + PROBE_SHAPES))
+        ]
+        send(shapes[:WARM_UP_SHAPES])
+        before = rss_mb(worker)
+        started = time.monotonic()
+        send(shapes[WARM_UP_SHAPES:])
+        seconds = time.monotonic() - started
+        after = rss_mb(worker)
+    with capsys.disabled():
+        print(
+            f"\n{PROBE_SHAPES} new list shapes in {seconds:.1f} s: worker RSS "
+            f"{before:.0f} -> {after:.0f} MB ({after - before:+.1f} MB, bound "
+            f"{PROBE_RSS_GROWTH_MB} MB)"
+        )
+    assert after - before < PROBE_RSS_GROWTH_MB
