@@ -37,9 +37,9 @@ T = TypeVar("T")
 
 # Shapes come from the query string: 6,330 sort orders alone, and the filters multiply them
 # (unbounded, 3,000 sort orders grew a worker by 240 MB). Each statement builder keeps its
-# most recent 64 shapes: several times the few dozen that clients, the load test and the test
-# suite use, while its heaviest shape (a comparison, about 230 KB built and compiled) keeps one
-# builder under 15 MB. A shape evicted and asked for again costs one build (about 5 ms).
+# most recent 64 shapes: more than the load test (a handful) or the dashboards use, and the
+# heaviest shape (a comparison, about 230 KB built and compiled) keeps one builder under 15 MB.
+# A shape evicted and asked for again costs one build and compilation (5 to 10 ms).
 STATEMENT_CACHE_SIZE = 64
 
 
