@@ -28,7 +28,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, localcontext
-from functools import lru_cache
 from typing import Any, Literal
 
 from sqlalchemy import Connection, Select, and_, bindparam, func, select
@@ -43,7 +42,7 @@ from app.models import (
     revision_table as revision,
     unit_table as unit,
 )
-from app.prepared import fetch, in_list, list_values
+from app.prepared import fetch, in_list, list_values, statement_cache
 from app.queries import observation_states
 
 APPROXIMATE_TOLERANCE = Decimal("0.10")
@@ -200,7 +199,7 @@ def _bound_filters(shape: ComparisonShape) -> list[Any]:
     ]
 
 
-@lru_cache(maxsize=256)
+@statement_cache
 def comparison_statement(shape: ComparisonShape) -> Select[Any]:
     """Every indicator x region with a value in `year` or `base_year`, both values side by side.
 
@@ -401,7 +400,7 @@ def summarize(
     return list(summary.values())
 
 
-@lru_cache(maxsize=256)
+@statement_cache
 def series_statement(regions: int, from_year: bool, to_year: bool) -> Select[Any]:
     """One indicator's values per region and year (values bound: code, region_i, from/to)."""
     value_unit = unit.alias("value_unit")

@@ -227,8 +227,16 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DBAPIError)
     @app.exception_handler(PoolTimeoutError)
     async def _database_unavailable(request: Request, error: Exception) -> Response:
-        # Unreachable, restarting, locked past the busy timeout, or a statement timeout.
-        log.warning("database unavailable on %s: %s", request.url.path, type(error).__name__)
+        # Unreachable, restarting, locked past the busy timeout, or a statement timeout: the
+        # driver's own error (QueryCanceled, OperationalError) says which, on every read path
+        # (app/prepared.py wraps its driver errors as Core does).
+        cause = error.orig if isinstance(error, DBAPIError) else error
+        log.warning(
+            "database unavailable on %s: %s",
+            request.url.path,
+            type(cause).__name__,
+            extra={"connection_invalidated": getattr(error, "connection_invalidated", False)},
+        )
         return problem_response(
             503,
             detail="The database is unavailable or busy; retry shortly.",

@@ -6,7 +6,6 @@ dicts shaped like the public schemas (app/schemas.py), ready to render as JSON o
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, false, func, literal_column, or_, select
@@ -21,7 +20,7 @@ from app.models import (
     source_table as source,
     unit_table as unit,
 )
-from app.prepared import fetch, fetch_one, in_list, list_values
+from app.prepared import fetch, fetch_one, in_list, list_values, statement_cache
 from app.schemas import ObservationQuery
 
 parent_region = region.alias("parent_region")
@@ -172,7 +171,7 @@ def list_indicators(
     return [_indicator_dict(row._mapping) for row in connection.execute(statement)]
 
 
-@lru_cache(maxsize=128)
+@statement_cache
 def _indicators_by_code(count: int) -> Select[Any]:
     return _indicator_select().where(in_list(indicator.c.code, "code", count))
 
@@ -490,7 +489,7 @@ def _joined(states: Any) -> Any:
     )
 
 
-@lru_cache(maxsize=512)
+@statement_cache
 def list_statements(shape: ListShape) -> tuple[Select[Any], Select[Any]]:
     """(one page, the count over all pages) for an observation list of this shape."""
     states = observation_states(

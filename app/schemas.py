@@ -164,6 +164,16 @@ SORT_PATTERN = (
 )
 
 
+def _sort_keys_once(sort: str) -> str:
+    """A key given twice (`year,-year`) means nothing more, but each spelling would be a new
+    statement shape for the server to build and keep (app/prepared.py)."""
+    keys = [key.lstrip("-") for key in sort.split(",")]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise ValueError(f"each key at most once; repeated: {', '.join(repeated)}")
+    return sort
+
+
 class ObservationQuery(FormatQuery):
     category: CategoryCodes = []
     indicator: IndicatorCodes = []
@@ -185,8 +195,9 @@ class ObservationQuery(FormatQuery):
         pattern=SORT_PATTERN,
         max_length=100,
         description=(
-            "Comma-separated keys among indicator, region, year, value, category; `-` sorts "
-            "descending. Ties are always broken by indicator, region, year, so pages are stable."
+            "Comma-separated keys among indicator, region, year, value, category, each at most "
+            "once; `-` sorts descending. Ties are always broken by indicator, region, year, so "
+            "pages are stable."
         ),
         examples=["-year,indicator"],
     )
@@ -221,6 +232,7 @@ class ObservationQuery(FormatQuery):
     )
     _times = field_validator("as_of", "updated_after", mode="before")(_iso_timestamp)
     _utc = field_validator("as_of", "updated_after")(_in_utc)
+    _sort = field_validator("sort")(_sort_keys_once)
 
     limit: PageLimit = DEFAULT_PAGE_SIZE
     offset: PageOffset = 0
