@@ -5,14 +5,26 @@ Every row here is SYNTHETIC: the seed's indicators and regions over made-up year
 quoted as "SYNTHETIC row n".
 """
 
+import asyncio
+import contextlib
+import statistics
+import threading
+import time
+from collections.abc import Iterator
 from functools import cache
+from pathlib import Path
+from typing import Any
 
+import httpx
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from app.auth import Scope, create_key
 from app.bundle import MAX_YEAR, read_bundle_file
-from tests.conftest import SEED_DIR, ClientFactory, count_statements
+from app.routers import imports as imports_router
+from tests.conftest import SEED_DIR, ClientFactory, DatabaseFactory, count_statements
+from tests.live import serving, write_key
 
 URL = "/api/v1/imports"
 SOURCE = "cz-tyjrswj-2023-review"
@@ -28,16 +40,21 @@ def _seed_cells() -> tuple[list[str], list[str]]:
     return [i.code for i in seed.indicators], [r.code for r in seed.regions]
 
 
-def synthetic_csv(rows: int, *, value_offset: int = 0) -> str:
-    """SYNTHETIC rows over the seed's indicators x regions, years counting down from MAX_YEAR
-    (the seed's own year, 2023, is reached only past about 5,000 rows)."""
+def _synthetic_cells(rows: int) -> Iterator[tuple[int, str, str, int]]:
+    """(n, indicator, region, year): the seed's indicators x regions, years counting down from
+    MAX_YEAR (the seed's own year, 2023, is reached only past about 5,000 rows)."""
     indicators, regions = _seed_cells()
     per_year = len(indicators) * len(regions)
-    lines = [HEADER]
     for n in range(rows):
         indicator = indicators[n % len(indicators)]
         region = regions[(n // len(indicators)) % len(regions)]
-        year = MAX_YEAR - n // per_year
+        yield n, indicator, region, MAX_YEAR - n // per_year
+
+
+def synthetic_csv(rows: int, *, value_offset: int = 0) -> str:
+    """A SYNTHETIC CSV import of `rows` observations."""
+    lines = [HEADER]
+    for n, indicator, region, year in _synthetic_cells(rows):
         lines.append(
             f"{indicator},{region},{year},{n + value_offset},exact,,{SOURCE},SYNTHETIC row {n}"
         )
@@ -66,3 +83,141 @@ def test_a_large_import_runs_a_bounded_number_of_statements(
     counts = answers[0].json()["summary"]["observations"]
     assert counts == {"created": 0, "changed": LARGE_IMPORT_ROWS, "unchanged": 0}
     assert statements <= LARGE_IMPORT_MAX_STATEMENTS
+
+
+# -- item 3: parsing off the event loop, one import per worker at a time ---------------------
+
+
+@pytest.fixture
+def api_and_token(make_client: ClientFactory, seeded_engine: Engine) -> tuple[TestClient, str]:
+    return make_client(seeded_engine), create_key(seeded_engine, name="bulk", scopes={Scope.write})
+
+
+def test_uploads_are_parsed_off_the_event_loop(api_and_token, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    api, token = api_and_token
+    loops_seen = []
+
+    def parse(body: bytes, content_type: str):  # type: ignore[no-untyped-def]
+        try:
+            loops_seen.append(asyncio.get_running_loop())
+        except RuntimeError:
+            loops_seen.append(None)
+        return real_parse(body, content_type)
+
+    real_parse = imports_router._parse
+    monkeypatch.setattr(imports_router, "_parse", parse)
+    response = _post_csv(api, token, synthetic_csv(3), params={"dry_run": "true"})
+    assert response.status_code == 200, response.text
+    assert loops_seen == [None]  # parsed in a worker thread, where no event loop runs
+
+
+def test_a_second_import_waits_its_turn_then_gets_503_with_retry_after(
+    api_and_token, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    api, token = api_and_token
+    parsing, release = threading.Event(), threading.Event()
+    real_parse = imports_router._parse
+
+    def slow_parse(body: bytes, content_type: str):  # type: ignore[no-untyped-def]
+        parsing.set()
+        assert release.wait(timeout=10)
+        return real_parse(body, content_type)
+
+    monkeypatch.setattr(imports_router, "_parse", slow_parse)
+    monkeypatch.setattr(imports_router, "IMPORT_WAIT_SECONDS", 0.3)
+    with api:  # one event loop for every request, as in a worker
+        first: list[Any] = []
+        thread = threading.Thread(
+            target=lambda: first.append(_post_csv(api, token, synthetic_csv(3))), daemon=True
+        )
+        thread.start()
+        assert parsing.wait(timeout=10)
+        started = time.monotonic()
+        health = api.get("/healthz")
+        assert health.status_code == 200 and time.monotonic() - started < 1
+        started = time.monotonic()
+        second = _post_csv(api, token, synthetic_csv(2))
+        waited = time.monotonic() - started
+        release.set()
+        thread.join(timeout=10)
+    assert second.status_code == 503
+    assert second.headers["content-type"] == "application/problem+json"
+    assert second.headers["retry-after"] == str(imports_router.IMPORT_RETRY_AFTER_SECONDS)
+    assert 0.3 <= waited < 5
+    assert first and first[0].status_code == 200, first
+
+
+def synthetic_yaml(rows: int) -> str:
+    """A SYNTHETIC bundle of `rows` observations, about 115 bytes each."""
+    lines = [
+        "format: statsapi-bundle/1",
+        f"defaults: {{source: {SOURCE}, qualifier: exact}}",
+        "observations:",
+    ]
+    for n, indicator, region, year in _synthetic_cells(rows):
+        lines.append(
+            f'  - {{indicator: {indicator}, region: "{region}", year: {year}, value: {n}, '
+            f"quote: SYNTHETIC row {n}}}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# /healthz answers at the median within this while two 2.5 MB imports run (it took 20 s when
+# they parsed on the event loop).
+HEALTHZ_MEDIAN_BOUND_S = 0.5
+PROBE_SECONDS = 20
+
+
+@pytest.mark.slow
+def test_live_healthz_answers_while_two_large_yaml_dry_runs_run(
+    databases: DatabaseFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = databases.fresh("seeded")
+    headers = {**write_key(url, name="probe"), "Content-Type": "application/yaml"}
+    body = synthetic_yaml(20_000).encode()
+    assert 2_300_000 < len(body) < 2_700_000, len(body)
+    answers: list[httpx.Response | BaseException] = []
+
+    def post() -> None:
+        try:
+            answers.append(
+                httpx.post(
+                    f"{server.url}{URL}",
+                    params={"dry_run": "true"},
+                    content=body,
+                    headers=headers,
+                    timeout=PROBE_SECONDS + 10,
+                )
+            )
+        except httpx.HTTPError as error:
+            answers.append(error)
+
+    with serving(url, tmp_path / "server.log") as server:
+        posts = [threading.Thread(target=post, daemon=True) for _ in range(2)]
+        started = time.monotonic()
+        for thread in posts:
+            thread.start()
+        latencies = []
+        while any(t.is_alive() for t in posts) and time.monotonic() - started < PROBE_SECONDS:
+            sent = time.monotonic()
+            with contextlib.suppress(httpx.TimeoutException):  # a stalled loop: time waited
+                assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200
+            latencies.append(time.monotonic() - sent)
+            time.sleep(0.05)
+        for thread in posts:
+            thread.join(timeout=PROBE_SECONDS + 10)
+        log_tail = server.log_tail()
+    statuses = [a.status_code if isinstance(a, httpx.Response) else repr(a) for a in answers]
+    with capsys.disabled():
+        print(
+            f"\n[hostile imports] two 2.5 MB YAML dry runs: answered {statuses} within "
+            f"{time.monotonic() - started:.1f} s; /healthz median "
+            f"{statistics.median(latencies):.3f} s, max {max(latencies):.3f} s "
+            f"({len(latencies)} requests)",
+            flush=True,
+        )
+    assert sorted(statuses) in ([200, 200], [200, 503]), (statuses, log_tail)
+    for answer in answers:
+        if isinstance(answer, httpx.Response) and answer.status_code == 503:
+            assert answer.headers["retry-after"]
+    assert statistics.median(latencies) <= HEALTHZ_MEDIAN_BOUND_S

@@ -1,7 +1,17 @@
-"""Bulk import: a whole file applied in one transaction, or not at all."""
+"""Bulk import: a whole file applied in one transaction, or not at all.
 
+An import is heavy: a 10 MiB upload takes seconds of CPU to parse and validate, and its write
+holds the database's one write lock. So it never runs on the event loop (parsing and the write
+run in the thread pool: `/healthz` and every read keep answering meanwhile), and each worker runs
+one import at a time: another waits up to IMPORT_WAIT_SECONDS for its turn, then gets a 503
+with `Retry-After`.
+"""
+
+import asyncio
 from typing import Annotated, Any
+from weakref import WeakKeyDictionary
 
+from anyio import CapacityLimiter, move_on_after, to_thread
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 
@@ -10,7 +20,12 @@ from app.auth import Scope, WriteKey, touch_key
 from app.bundle import BundleError, LoadedBundle, decode_upload, load_uploaded, parse_csv
 from app.config import get_settings
 from app.db import EngineDep, write_transaction
-from app.errors import ForbiddenError, InvalidParameterError, UnsupportedMediaTypeError
+from app.errors import (
+    ForbiddenError,
+    InvalidParameterError,
+    ServiceUnavailableError,
+    UnsupportedMediaTypeError,
+)
 from app.importer import ImportReport, apply_bundle
 from app.reads import run_write
 from app.rendering import dump_json
@@ -22,6 +37,16 @@ router = APIRouter(prefix="/imports", tags=["imports"])
 CSV_TYPES = {"text/csv", "application/csv"}
 BUNDLE_TYPES = {"application/json", "application/yaml", "application/x-yaml", "text/yaml"}
 REFERENCE_SECTIONS = ("sources", "units", "categories", "regions", "indicators")
+
+# One import at a time per worker: parsing is CPU-bound Python that holds the GIL, and writes
+# take the one write lock in turn, so a second import in the same process gains nothing by
+# running alongside; it would only double the worker's memory (a 10 MiB upload parses into
+# hundreds of MiB of objects). The wait covers one import at the row limit (a few seconds:
+# app/config.py `max_import_rows`) with room to spare; a client past it retries.
+IMPORTS_PER_WORKER = 1
+IMPORT_WAIT_SECONDS = 10
+IMPORT_RETRY_AFTER_SECONDS = 5
+_import_slots: WeakKeyDictionary[asyncio.AbstractEventLoop, CapacityLimiter] = WeakKeyDictionary()
 
 IMPORT_BODY = {
     "required": True,
@@ -81,6 +106,32 @@ def _bundle_problem(error: BundleError) -> InvalidParameterError:
     )
 
 
+def _parse_or_problem(body: bytes, content_type: str) -> tuple[str, LoadedBundle]:
+    """`_parse`, with a bad file turned into its 422 (run in a worker thread: both are heavy)."""
+    try:
+        return _parse(body, content_type)
+    except BundleError as error:
+        raise _bundle_problem(error) from None
+
+
+async def _take_import_slot() -> CapacityLimiter:
+    """This worker's import slot, once free; 503 with Retry-After past IMPORT_WAIT_SECONDS.
+
+    One limiter per event loop (a worker has one; each test client has its own)."""
+    loop = asyncio.get_running_loop()
+    slots = _import_slots.get(loop)
+    if slots is None:
+        slots = _import_slots[loop] = CapacityLimiter(IMPORTS_PER_WORKER)
+    with move_on_after(IMPORT_WAIT_SECONDS):
+        await slots.acquire()
+        return slots
+    raise ServiceUnavailableError(
+        f"Another import is running in this worker and did not finish within "
+        f"{IMPORT_WAIT_SECONDS} s; retry after {IMPORT_RETRY_AFTER_SECONDS} s.",
+        headers={"Retry-After": str(IMPORT_RETRY_AFTER_SECONDS)},
+    )
+
+
 @router.post(
     "",
     response_model=ImportResult,
@@ -88,6 +139,10 @@ def _bundle_problem(error: BundleError) -> InvalidParameterError:
     responses={
         **WRITE_ERRORS,
         422: problem("The file has errors; none was written."),
+        503: problem(
+            f"Another import held this worker's one import slot for over {IMPORT_WAIT_SECONDS} "
+            "s, or the database is unavailable or busy: retry after `Retry-After` seconds."
+        ),
     },
 )
 async def import_file(
@@ -110,11 +165,25 @@ async def import_file(
     ] = None,
 ) -> Response:
     """Import a CSV file or a bundle in one transaction: all of it, or nothing."""
+    # The body is read before the slot is taken, so a slow sender never holds the slot.
     body = await request.body()
+    slot = await _take_import_slot()
     try:
-        kind, loaded = _parse(body, request.headers.get("content-type", ""))
-    except BundleError as error:
-        raise _bundle_problem(error) from None
+        return await _import(request, body, key, engine, dry_run, idempotency_key)
+    finally:
+        slot.release()
+
+
+async def _import(
+    request: Request,
+    body: bytes,
+    key: WriteKey,
+    engine: EngineDep,
+    dry_run: bool,
+    idempotency_key: str | None,
+) -> Response:
+    content_type = request.headers.get("content-type", "")
+    kind, loaded = await to_thread.run_sync(_parse_or_problem, body, content_type)
     settings = get_settings()
     if len(loaded.bundle.observations) > settings.max_import_rows:
         raise InvalidParameterError.for_field(
