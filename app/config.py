@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     max_import_rows: int = Field(
         default=20_000, ge=1, description="Most observations one import may hold."
     )
+    # Long enough for any client's retries (a day covers a night's failed batch job), short
+    # enough that stored summaries stay small: at most a few hundred bytes each, 120 a minute
+    # per key at the write limit, so under 60 MB per key at most.
+    idempotency_ttl_hours: int = Field(
+        default=24, ge=1, le=24 * 30, description="How long an Idempotency-Key's answer replays."
+    )
     max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Largest body of any other request."
     )

@@ -7,10 +7,12 @@ quoted as "SYNTHETIC row n".
 
 import asyncio
 import contextlib
+import json
 import statistics
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -18,10 +20,11 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select, update
 
 from app.auth import Scope, create_key
 from app.bundle import MAX_YEAR, read_bundle_file
+from app.models import idempotency_table, utcnow
 from app.routers import imports as imports_router
 from tests.conftest import SEED_DIR, ClientFactory, DatabaseFactory, count_statements
 from tests.live import serving, write_key
@@ -221,3 +224,49 @@ def test_live_healthz_answers_while_two_large_yaml_dry_runs_run(
         if isinstance(answer, httpx.Response) and answer.status_code == 503:
             assert answer.headers["retry-after"]
     assert statistics.median(latencies) <= HEALTHZ_MEDIAN_BOUND_S
+
+
+# -- item 9: idempotency records are small and expire ------------------------------------------
+
+
+def _idempotency_rows(engine: Engine) -> list[Any]:
+    with engine.connect() as connection:
+        return list(connection.execute(select(idempotency_table).order_by(idempotency_table.c.id)))
+
+
+def _expire_all(engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            update(idempotency_table).values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+
+
+def test_an_idempotency_record_keeps_the_summary_not_the_rows_and_expires_in_a_day(
+    api_and_token, seeded_engine: Engine
+) -> None:  # type: ignore[no-untyped-def]
+    api, token = api_and_token
+    before = utcnow()
+    first = _post_csv(api, token, synthetic_csv(3000), headers={"Idempotency-Key": "big-1"})
+    assert first.status_code == 200 and len(first.json()["rows"]) == 3000
+    [record] = _idempotency_rows(seeded_engine)
+    stored = json.loads(record.response_summary)
+    assert stored == {name: v for name, v in first.json().items() if name != "rows"}
+    assert len(record.response_summary) < 500  # the full answer is about 250 KB
+    assert timedelta(hours=24) <= record.expires_at - before < timedelta(hours=24, minutes=1)
+
+
+def test_an_expired_key_imports_again_and_expired_records_are_pruned(
+    api_and_token, seeded_engine: Engine
+) -> None:  # type: ignore[no-untyped-def]
+    api, token = api_and_token
+    for key in ("old-1", "old-2"):
+        assert _post_csv(api, token, synthetic_csv(2), headers={"Idempotency-Key": key}).is_success
+    _expire_all(seeded_engine)
+    # Expired: not replayed (a fresh answer, with its rows), and the key may name a new body.
+    again = _post_csv(api, token, synthetic_csv(3), headers={"Idempotency-Key": "old-1"})
+    assert again.status_code == 200, again.text
+    assert "idempotent-replayed" not in again.headers and len(again.json()["rows"]) == 3
+    # Storing it deleted the key's expired records: only the new one is left.
+    assert [(r.key, r.expires_at > utcnow()) for r in _idempotency_rows(seeded_engine)] == [
+        ("old-1", True)
+    ]

@@ -82,12 +82,19 @@ def _parse(body: bytes, content_type: str) -> tuple[str, LoadedBundle]:
     )
 
 
-def _report_body(kind: str, report: ImportReport, *, applied: bool) -> dict[str, Any]:
+def _summary_body(kind: str, report: ImportReport, *, applied: bool) -> dict[str, Any]:
+    """The answer without its per-row report: what an Idempotency-Key replays."""
     return {
         "format": kind,
         "dry_run": report.dry_run,
         "applied": applied,
         "summary": report.summary(),
+    }
+
+
+def _report_body(kind: str, report: ImportReport, *, applied: bool) -> dict[str, Any]:
+    return {
+        **_summary_body(kind, report, applied=applied),
         "rows": [
             {"record": row.key, "section": row.section, "action": row.action} for row in report.rows
         ],
@@ -159,12 +166,24 @@ async def import_file(
         str | None,
         Header(
             max_length=idempotency.MAX_KEY_LENGTH,
-            description="Makes a retry safe: the same key and body replay the first answer.",
+            description=(
+                "Makes a retry safe: the same key and body, within "
+                "`STATSAPI_IDEMPOTENCY_TTL_HOURS` (24 h by default), replay the first answer's "
+                "summary (`rows` omitted, header `Idempotent-Replayed: true`) instead of "
+                "importing again; the same key with another body is 422."
+            ),
             examples=["2024-review-upload-1"],
         ),
     ] = None,
 ) -> Response:
-    """Import a CSV file or a bundle in one transaction: all of it, or nothing."""
+    """Import a CSV file or a bundle in one transaction: all of it, or nothing.
+
+    At most `STATSAPI_MAX_IMPORT_ROWS` observations (20,000 by default). Each worker runs one
+    import at a time; another waits up to 10 s for its turn, then gets 503 with `Retry-After`.
+    A retry with the same `Idempotency-Key` and body replays the first answer's summary: the
+    same `format`, `dry_run`, `applied` and `summary`, with `rows` omitted and the header
+    `Idempotent-Replayed: true`.
+    """
     # The body is read before the slot is taken, so a slow sender never holds the slot.
     body = await request.body()
     slot = await _take_import_slot()
@@ -199,14 +218,14 @@ async def _import(
         body, request.headers.get("content-type", "").encode(), str(dry_run).encode()
     )
 
-    def write() -> tuple[int, bytes]:
+    def write() -> tuple[int, bytes, bool]:
         with write_transaction(engine, commit=not dry_run) as connection:
             if idempotency_key and not dry_run:
                 stored = idempotency.find_answer(
                     connection, api_key_id=key.id, key=idempotency_key, fingerprint=fingerprint
                 )
                 if stored is not None:
-                    return stored.status_code, stored.body.encode()
+                    return stored.status_code, stored.body.encode(), True
             try:
                 report = apply_bundle(connection, loaded, recorded_by=key.name, dry_run=dry_run)
             except BundleError as error:
@@ -215,7 +234,8 @@ async def _import(
             if not dry_run:
                 touch_key(connection, key)
                 if idempotency_key:
-                    stored_answer = idempotency.StoredAnswer(200, answer.decode())
+                    summary = dump_json(_summary_body(kind, report, applied=True))
+                    stored_answer = idempotency.StoredAnswer(200, summary.decode())
                     idempotency.store_answer(
                         connection,
                         api_key_id=key.id,
@@ -223,7 +243,8 @@ async def _import(
                         fingerprint=fingerprint,
                         answer=stored_answer,
                     )
-            return 200, answer
+            return 200, answer, False
 
-    status, answer = await run_write(write)
-    return Response(answer, status_code=status, media_type="application/json")
+    status, answer, replayed = await run_write(write)
+    headers = {idempotency.REPLAY_HEADER: "true"} if replayed else None
+    return Response(answer, status_code=status, media_type="application/json", headers=headers)
