@@ -230,7 +230,6 @@ async def _import(
                 report = apply_bundle(connection, loaded, recorded_by=key.name, dry_run=dry_run)
             except BundleError as error:
                 raise _bundle_problem(error) from None
-            answer = dump_json(_report_body(kind, report, applied=not dry_run))
             if not dry_run:
                 touch_key(connection, key)
                 if idempotency_key:
@@ -243,7 +242,8 @@ async def _import(
                         fingerprint=fingerprint,
                         answer=stored_answer,
                     )
-            return 200, answer, False
+        # Rendered after the commit: the write lock is not held while the rows are serialised.
+        return 200, dump_json(_report_body(kind, report, applied=not dry_run)), False
 
     status, answer, replayed = await run_write(write)
     headers = {idempotency.REPLAY_HEADER: "true"} if replayed else None
