@@ -180,6 +180,22 @@ HEALTHZ_MEDIAN_BOUND_S = 0.5
 PROBE_SECONDS = 20
 
 
+def _post_import(
+    base_url: str, body: bytes, headers: dict[str, str], **params: str
+) -> httpx.Response | BaseException:
+    """POST an import to a live server: its answer, or the error that stood for one."""
+    try:
+        return httpx.post(
+            f"{base_url}{URL}",
+            params=params,
+            content=body,
+            headers=headers,
+            timeout=PROBE_SECONDS + 10,
+        )
+    except httpx.HTTPError as error:
+        return error
+
+
 @pytest.mark.slow
 def test_live_healthz_answers_while_two_large_yaml_dry_runs_run(
     databases: DatabaseFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -191,18 +207,7 @@ def test_live_healthz_answers_while_two_large_yaml_dry_runs_run(
     answers: list[httpx.Response | BaseException] = []
 
     def post() -> None:
-        try:
-            answers.append(
-                httpx.post(
-                    f"{server.url}{URL}",
-                    params={"dry_run": "true"},
-                    content=body,
-                    headers=headers,
-                    timeout=PROBE_SECONDS + 10,
-                )
-            )
-        except httpx.HTTPError as error:
-            answers.append(error)
+        answers.append(_post_import(server.url, body, headers, dry_run="true"))
 
     with serving(url, tmp_path / "server.log") as server:
         posts = [threading.Thread(target=post, daemon=True) for _ in range(2)]
@@ -284,7 +289,7 @@ def test_an_expired_key_imports_again_and_expired_records_are_pruned(
 # -- item 8: a writer waits for a large import instead of failing ------------------------------
 
 # A PUT waits at most this long behind an import at the row limit: the import holds the lock
-# 1.5-2.5 s (app/config.py, max_import_rows), and a writer gives up at 5 s (busy timeout,
+# about 2 s (app/config.py, max_import_rows), and a writer gives up at 5 s (busy timeout,
 # statement timeout) with a 503, which is what this probe must never see.
 PUT_WAIT_BOUND_S = 5.0
 
@@ -298,19 +303,10 @@ def test_live_puts_during_an_import_at_the_row_limit_wait_rather_than_fail(
     rows = get_settings().max_import_rows
     body = synthetic_csv(rows, value_offset=1).encode()  # changes every row created below
     answer: list[httpx.Response | BaseException] = []
+    csv_headers = {**headers, "Content-Type": "text/csv"}
 
     def post() -> None:
-        try:
-            answer.append(
-                httpx.post(
-                    f"{server.url}{URL}",
-                    content=body,
-                    headers={**headers, "Content-Type": "text/csv"},
-                    timeout=PROBE_SECONDS + 10,
-                )
-            )
-        except httpx.HTTPError as error:
-            answer.append(error)
+        answer.append(_post_import(server.url, body, csv_headers))
 
     puts: list[tuple[int, float, float]] = []  # status, sent at, answered at
     writing_at: list[float] = []  # when the import was seen holding the write lock
@@ -322,13 +318,8 @@ def test_live_puts_during_an_import_at_the_row_limit_wait_rather_than_fail(
             time.sleep(0.02)
 
     with serving(url, tmp_path / "server.log", workers=2) as server:
-        created = httpx.post(
-            f"{server.url}{URL}",
-            content=synthetic_csv(rows).encode(),
-            headers={**headers, "Content-Type": "text/csv"},
-            timeout=PROBE_SECONDS,
-        )
-        assert created.status_code == 200, created.text[:500]
+        created = _post_import(server.url, synthetic_csv(rows).encode(), csv_headers)
+        assert isinstance(created, httpx.Response) and created.status_code == 200, created
         importer = threading.Thread(target=post, daemon=True)
         watcher = threading.Thread(target=watch_the_lock, daemon=True)
         started = time.monotonic()
