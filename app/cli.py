@@ -1,6 +1,5 @@
 """The `statsapi` command: migrate, seed, serve, keys, import, export."""
 
-import getpass
 import os
 import sys
 import tempfile
@@ -158,11 +157,29 @@ def _load(path: Path) -> LoadedBundle:
     return read_bundle_file(path)
 
 
+# The revision history is public: it names who changed a value, so the CLI records "cli" (or
+# the name given with --by), never the server's OS user (issue 11).
+CLI_RECORDED_BY = "cli"
+RECORDED_BY_MAX_LENGTH = 100  # observation_revision.recorded_by
+
+
+def _check_recorded_by(name: str) -> str:
+    if not name.strip() or len(name) > RECORDED_BY_MAX_LENGTH:
+        raise typer.BadParameter(f"give 1 to {RECORDED_BY_MAX_LENGTH} characters")
+    return name
+
+
 @cli.command("import")
 def import_file(
     path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or bundle.")],
     dry_run: Annotated[bool, typer.Option(help="Check and report; write nothing.")] = False,
-    by: Annotated[str | None, typer.Option(help="Name recorded in the history.")] = None,
+    by: Annotated[
+        str,
+        typer.Option(
+            help="Name recorded in the public revision history (never the OS user's).",
+            callback=_check_recorded_by,
+        ),
+    ] = CLI_RECORDED_BY,
 ) -> None:
     """Import a CSV file or a bundle in one transaction: all of it, or nothing."""
     try:
@@ -175,7 +192,7 @@ def import_file(
             report = apply_bundle(
                 connection,
                 loaded,
-                recorded_by=by or f"cli:{getpass.getuser()}",
+                recorded_by=by,
                 dry_run=dry_run,
                 on_progress=bar.update,
             )

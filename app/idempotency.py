@@ -1,25 +1,31 @@
 """Idempotency-Key for imports: a retried POST gets the first answer, never a second import.
 
-The first successful answer is stored with a hash of the request, per API key. The same key
-with the same request replays it; the same key with a different request is an error (422),
-because the client has reused a key for something else.
+The first successful answer's summary (the answer without its per-row `rows`) is stored with a
+hash of the request, per API key, for `idempotency_ttl_hours` (24 by default). The same key
+with the same request replays the summary; the same key with a different request is an error
+(422), because the client has reused a key for something else. Once expired, a key is free
+again; expired records of an API key are deleted whenever it stores a new answer, so storage
+stays bounded by the write rate limit times the time to live, at a few hundred bytes a record.
 """
 
 import hashlib
 from dataclasses import dataclass
+from datetime import timedelta
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, delete, insert, select
 
+from app.config import get_settings
 from app.errors import InvalidParameterError
 from app.models import idempotency_table, utcnow
 
 MAX_KEY_LENGTH = 200
+REPLAY_HEADER = "Idempotent-Replayed"
 
 
 @dataclass(frozen=True)
 class StoredAnswer:
     status_code: int
-    body: str
+    body: str  # the JSON summary of the answer
 
 
 def request_hash(*parts: bytes) -> str:
@@ -32,10 +38,13 @@ def request_hash(*parts: bytes) -> str:
 def find_answer(
     connection: Connection, *, api_key_id: int, key: str, fingerprint: str
 ) -> StoredAnswer | None:
-    """The stored answer for this key, or None; 422 if the key was used for another request."""
+    """The stored answer for this key, or None (also once expired); 422 if the key was used
+    for another request."""
     row = connection.execute(
         select(idempotency_table).where(
-            idempotency_table.c.api_key_id == api_key_id, idempotency_table.c.key == key
+            idempotency_table.c.api_key_id == api_key_id,
+            idempotency_table.c.key == key,
+            idempotency_table.c.expires_at > utcnow(),
         )
     ).first()
     if row is None:
@@ -46,19 +55,27 @@ def find_answer(
             "Idempotency-Key",
             "this key was used for a different request; use a new key for a new import",
         )
-    return StoredAnswer(status_code=row.status_code, body=row.response_body)
+    return StoredAnswer(status_code=row.status_code, body=row.response_summary)
 
 
 def store_answer(
     connection: Connection, *, api_key_id: int, key: str, fingerprint: str, answer: StoredAnswer
 ) -> None:
+    """Keep an answer's summary until it expires, deleting this API key's expired ones."""
+    now = utcnow()
+    connection.execute(
+        delete(idempotency_table).where(
+            idempotency_table.c.api_key_id == api_key_id, idempotency_table.c.expires_at <= now
+        )
+    )
     connection.execute(
         insert(idempotency_table).values(
             api_key_id=api_key_id,
             key=key,
             request_sha256=fingerprint,
             status_code=answer.status_code,
-            response_body=answer.body,
-            created_at=utcnow(),
+            response_summary=answer.body,
+            created_at=now,
+            expires_at=now + timedelta(hours=get_settings().idempotency_ttl_hours),
         )
     )

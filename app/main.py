@@ -43,7 +43,7 @@ Errors are RFC 9457 `application/problem+json` and name the parameter at fault.
 The contract under `/api/v1` is versioned: paths, parameters and field names stay stable.
 
 **Limits**: pages of at most 1000 rows; at most 100 codes per filter; years 1949-2100; request
-bodies up to 1 MiB (imports up to 10 MiB and 100,000 rows), `413` past them; writes limited per
+bodies up to 1 MiB (imports up to 10 MiB and 10,000 rows), `413` past them; writes limited per
 key (120 a minute by default, `429` with `Retry-After`), failed authentications per address (30
 a minute); a body must arrive within 30 s (`408`); on PostgreSQL every statement is cancelled
 after 5 s (`503`). Writes need `Authorization: Bearer TOKEN` (see *Authorize*), checked before

@@ -251,7 +251,11 @@ class ApiKey(SQLModel, table=True):
 
 
 class IdempotencyRecord(SQLModel, table=True):
-    """The first answer to a POST with an Idempotency-Key, replayed when it is retried."""
+    """The first answer to a POST with an Idempotency-Key, replayed when it is retried.
+
+    Only the answer's summary is kept (never its per-row report), until `expires_at`
+    (setting `idempotency_ttl_hours`); expired records of a key are deleted when that key
+    stores its next answer."""
 
     __tablename__ = "idempotency_record"
     __table_args__ = (UniqueConstraint("api_key_id", "key", name="uq_idempotency_record_key"),)
@@ -261,8 +265,9 @@ class IdempotencyRecord(SQLModel, table=True):
     key: str = Field(max_length=200)
     request_sha256: str = Field(max_length=64)
     status_code: int
-    response_body: str = Field(sa_type=Text)
+    response_summary: str = Field(sa_type=Text)  # the JSON answer without `rows`
     created_at: datetime = Field(sa_column=_timestamp())
+    expires_at: datetime = Field(sa_type=UTCDateTime)
 
 
 api_key_table = SQLModel.metadata.tables["api_key"]

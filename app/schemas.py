@@ -796,4 +796,8 @@ class ImportResult(BaseModel):
         description="Per section: how many records were created, changed, left unchanged.",
         examples=[{"observations": {"created": 56, "changed": 0, "unchanged": 0}}],
     )
-    rows: list[ImportRow]
+    rows: list[ImportRow] = Field(
+        default_factory=list,
+        description="Each record and what happened to it. Omitted from a replayed answer "
+        "(`Idempotency-Key`), which keeps only the summary.",
+    )

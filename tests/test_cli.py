@@ -7,7 +7,7 @@ import sys
 from sqlalchemy import func, select
 
 from app.db import build_engine
-from app.models import observation_table
+from app.models import observation_table, revision_table
 from tests.conftest import DatabaseFactory
 
 
@@ -119,3 +119,32 @@ def test_import_of_a_bundle_naming_a_file_outside_its_folder_is_refused(
     assert "bundle.yaml: sources[0] (code=sneaky): text_file: must name a file inside" in (
         result.stderr
     )
+
+
+def _recorded_by(database_url: str) -> list[str]:
+    engine = build_engine(database_url)
+    with engine.connect() as connection:
+        names = connection.execute(
+            select(revision_table.c.recorded_by)
+            .where(revision_table.c.quote.like("SYNTHETIC%"))
+            .order_by(revision_table.c.id)
+        ).scalars()
+        found = list(names)
+    engine.dispose()
+    return found
+
+
+def test_cli_imports_are_recorded_as_cli_or_the_name_given_never_the_os_user(
+    databases: DatabaseFactory, tmp_path
+) -> None:
+    url = databases.fresh("seeded")
+    header = "indicator,region,year,value,qualifier,note,source,quote\r\n"
+    row = "adaptive_training_trainees,320400,2030,{},exact,,cz-tyjrswj-2023-review,SYNTHETIC\r\n"
+    for value, by in ((1, ()), (2, ("--by", "bureau-desk"))):
+        path = tmp_path / f"v{value}.csv"
+        path.write_text(header + row.format(value))
+        result = _statsapi("import", str(path), *by, database_url=url)
+        assert result.returncode == 0, result.stderr
+    assert _recorded_by(url) == ["cli", "bureau-desk"]
+    refused = _statsapi("import", str(path), "--by", "x" * 101, database_url=url)
+    assert refused.returncode == 2 and "1 to 100 characters" in refused.stderr

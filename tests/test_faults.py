@@ -37,6 +37,8 @@ SOURCE = "cz-tyjrswj-2023-review"
 HEADER = "indicator,region,year,value,qualifier,note,source,quote"
 SYNTHETIC_YEARS = range(1950, 2021)
 IMPORT_ROWS = 20_000
+# Twice the default row limit: the import must still be writing when the test strikes.
+ROW_LIMIT = {"STATSAPI_MAX_IMPORT_ROWS": str(IMPORT_ROWS)}
 PROBLEM = "application/problem+json"
 READ_PATH = "/api/v1/observations?indicator=adaptive_training_trainees"
 pytestmark = pytest.mark.slow
@@ -419,7 +421,7 @@ def test_a_worker_killed_mid_import_leaves_all_of_it_or_none_and_the_database_se
     body = _synthetic_csv()
     assert _synthetic_counts(url) == (0, 0)
     version_before = _data_version(url)
-    with serving(url, tmp_path / "server.log") as server:
+    with serving(url, tmp_path / "server.log", **ROW_LIMIT) as server:
         # One worker: uvicorn serves in the process it was started in, so that is the worker.
         assert children(server.process.pid) == set(), "serve --workers 1 forked a worker"
         outcome, thread = _post_in_background(server.url, body, headers)
@@ -497,7 +499,7 @@ def test_sigterm_lets_an_import_in_flight_finish_and_the_server_exits_by_itself(
     url = databases.fresh("seeded")
     headers = write_key(url, name="faults")
     body = _synthetic_csv()
-    with serving(url, tmp_path / "server.log") as server:
+    with serving(url, tmp_path / "server.log", **ROW_LIMIT) as server:
         outcome, thread = _post_in_background(server.url, body, headers)
         _wait_for(
             lambda: _write_in_progress(url) or not thread.is_alive(),
