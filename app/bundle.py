@@ -174,6 +174,8 @@ class _Record(BaseModel):
 
 
 class SourceRecord(_Record):
+    """A published document: the source that observations quote."""
+
     code: str = Field(pattern=CODE_PATTERN, max_length=100)
     title_zh: str = Field(min_length=1, max_length=300)
     title_en: str = Field(min_length=1, max_length=300)
@@ -194,12 +196,16 @@ class SourceRecord(_Record):
 
 
 class UnitRecord(_Record):
+    """A unit of measure (base units: yuan, persons, percent...)."""
+
     code: str = Field(pattern=CODE_PATTERN, max_length=64)
     name_zh: str = Field(min_length=1, max_length=50)
     name_en: str = Field(min_length=1, max_length=100)
 
 
 class CategoryRecord(_Record):
+    """A section of the review, grouping indicators."""
+
     code: str = Field(pattern=CODE_PATTERN, max_length=64)
     name_zh: str = Field(min_length=1, max_length=200)
     name_en: str = Field(min_length=1, max_length=200)
@@ -209,6 +215,8 @@ class CategoryRecord(_Record):
 
 
 class RegionRecord(_Record):
+    """A GB/T 2260 administrative division."""
+
     code: str = Field(pattern=REGION_CODE_PATTERN)
     name_zh: str = Field(min_length=1, max_length=100)
     name_en: str = Field(min_length=1, max_length=100)
@@ -219,6 +227,8 @@ class RegionRecord(_Record):
 
 
 class IndicatorRecord(_Record):
+    """A measured quantity, in one category and one unit."""
+
     code: str = Field(pattern=CODE_PATTERN, max_length=100)
     category: str = Field(pattern=CODE_PATTERN)
     unit: str = Field(pattern=CODE_PATTERN)
@@ -263,6 +273,8 @@ def defuse_formula(value: Any) -> Any:
 
 
 class ObservationRecord(_Record):
+    """One value: an indicator in a region and a year, with the quote that states it."""
+
     indicator: str = Field(pattern=CODE_PATTERN)
     region: str = Field(pattern=REGION_CODE_PATTERN)
     year: int = Field(ge=MIN_YEAR, le=MAX_YEAR)
@@ -286,6 +298,8 @@ class ObservationRecord(_Record):
 
 
 class ObservationDefaults(_Record):
+    """Values given to every observation of the bundle that leaves them out."""
+
     source: str | None = None
     year: int | None = None
     region: str | None = None
@@ -295,6 +309,8 @@ class ObservationDefaults(_Record):
 
 
 class Bundle(_Record):
+    """A bundle: reference records (admin scope) and observations, keyed by their codes."""
+
     format: Literal["statsapi-bundle/1"] = "statsapi-bundle/1"
     sources: list[SourceRecord] = []
     units: list[UnitRecord] = []
@@ -312,6 +328,29 @@ SECTIONS: dict[str, type[_Record]] = {
     "indicators": IndicatorRecord,
     "observations": ObservationRecord,
 }
+
+
+def upload_schemas(*, ref_template: str) -> dict[str, dict[str, Any]]:
+    """The JSON Schema of a bundle as a client sends it, as named definitions: `Bundle` and
+    each model it refers to, referred to through `ref_template` (`#/components/schemas/{model}`).
+
+    It is `Bundle`'s own schema plus the `defaults` section, whose fields an observation may
+    then leave out (so they are not required there)."""
+    bundle = Bundle.model_json_schema(ref_template=ref_template)
+    definitions = bundle.pop("$defs")
+    defaults = ObservationDefaults.model_json_schema(ref_template=ref_template)
+    definitions.update(defaults.pop("$defs", {}))
+    definitions[ObservationDefaults.__name__] = defaults
+    bundle["properties"]["defaults"] = {
+        "$ref": ref_template.format(model=ObservationDefaults.__name__)
+    }
+    observation = definitions[ObservationRecord.__name__]
+    observation["required"] = [
+        name for name in observation["required"] if name not in ObservationDefaults.model_fields
+    ]
+    return {Bundle.__name__: bundle, **definitions}
+
+
 # The top level of a bundle, its records left for one-by-one validation (so that errors can be
 # counted past MAX_ERRORS without pydantic building every one of them).
 _Sections = create_model(  # type: ignore[call-overload]

@@ -3,6 +3,7 @@
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.routing import APIRoute
 
 from app.config import get_settings
 from app.errors import install_error_handlers
@@ -27,7 +28,7 @@ from app.routers import (
     sources,
     years,
 )
-from app.routers.docs import COMMON_ERRORS, install_docs
+from app.routers.docs import COMMON_ERRORS, install_docs, publish_schemas
 
 API_PREFIX = "/api/v1"
 DESCRIPTION = """\
@@ -51,6 +52,13 @@ the body is read.
 """
 
 
+def operation_id(route: APIRoute) -> str:
+    """A route's OpenAPI operation id: its name (`list_observations`), which a generated client
+    uses as the method's name. FastAPI's default appends the path and the method
+    (`list_observations_api_v1_observations_get`). Names are unique: tests/test_openapi.py."""
+    return route.name
+
+
 def create_app() -> FastAPI:
     settings = get_settings()
     configure_logging()
@@ -61,6 +69,7 @@ def create_app() -> FastAPI:
         default_response_class=JSONResponse,
         docs_url=None,  # app/routers/docs.py serves them, offline and with their own CSP
         redoc_url=None,
+        generate_unique_id_function=operation_id,
     )
     install_docs(app)
     install_error_handlers(app)
@@ -103,6 +112,7 @@ def create_app() -> FastAPI:
     app.include_router(api)
     app.include_router(health.router)
     document_query_models(app)
+    publish_schemas(app, imports.BUNDLE_SCHEMAS)
     return app
 
 

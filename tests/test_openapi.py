@@ -1,10 +1,13 @@
 """The OpenAPI document is the contract: every operation, parameter and schema is described."""
 
+import re
 from typing import Any
 
 import pytest
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
+from app.bundle import SECTIONS, Bundle
 from app.main import create_app
 from app.schemas import (
     ComparisonQuery,
@@ -15,12 +18,37 @@ from app.schemas import (
     SummaryQuery,
 )
 
-SPEC = create_app().openapi()
+APP = create_app()
+SPEC = APP.openapi()
 OPERATIONS = [
     (method.upper(), path, operation)
     for path, methods in SPEC["paths"].items()
     for method, operation in methods.items()
 ]
+
+
+def _documented_routes(routes: list[Any]) -> list[APIRoute]:
+    """Every route of the OpenAPI document, through included routers."""
+    found = []
+    for route in routes:
+        if isinstance(route, APIRoute) and route.include_in_schema:
+            found.append(route)
+        elif hasattr(route, "original_router"):
+            found += _documented_routes(route.original_router.routes)
+    return found
+
+
+def test_operation_ids_are_unique_snake_case_method_names() -> None:
+    ids = [operation["operationId"] for _, _, operation in OPERATIONS]
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    for operation_id in ids:
+        assert re.fullmatch(r"[a-z][a-z0-9]*(_[a-z0-9]+)*", operation_id), operation_id
+    assert SPEC["paths"]["/api/v1/observations"]["get"]["operationId"] == "list_observations"
+
+
+def test_each_operation_id_is_its_route_functions_name() -> None:
+    names = [route.name for route in _documented_routes(APP.routes) for _ in route.methods]
+    assert sorted(operation["operationId"] for _, _, operation in OPERATIONS) == sorted(names)
 
 
 def _has_example(parameter: dict[str, Any]) -> bool:
@@ -88,6 +116,19 @@ def test_writes_declare_the_bearer_scheme_and_reads_do_not() -> None:
             assert operation.get("security"), f"{method} {path} does not declare its key"
         else:
             assert not operation.get("security"), f"{method} {path} should be public"
+
+
+def test_the_import_documents_the_bundle_models_field_by_field() -> None:
+    content = SPEC["paths"]["/api/v1/imports"]["post"]["requestBody"]["content"]
+    schemas = SPEC["components"]["schemas"]
+    for media_type in ("application/json", "application/yaml"):
+        assert content[media_type]["schema"] == {"$ref": "#/components/schemas/Bundle"}
+    assert set(schemas["Bundle"]["properties"]) == {*Bundle.model_fields, "defaults"}
+    for section, model in SECTIONS.items():
+        item = schemas["Bundle"]["properties"][section]["items"]["$ref"].rsplit("/", 1)[1]
+        assert set(schemas[item]["properties"]) == set(model.model_fields), section
+    # An observation may leave to `defaults` what it gives.
+    assert set(schemas["ObservationRecord"]["required"]) == {"indicator", "value", "quote"}
 
 
 def test_observation_value_is_documented_as_a_number() -> None:

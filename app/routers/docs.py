@@ -110,6 +110,26 @@ def _page(page: HTMLResponse) -> HTMLResponse:
     return page
 
 
+COMPONENT_REF = "#/components/schemas/{model}"
+
+
+def publish_schemas(app: FastAPI, schemas: dict[str, dict[str, Any]]) -> None:
+    """Add `schemas` to the OpenAPI document's components: models that no route's signature
+    declares, such as the import's bundle (that route reads its body itself: it also takes CSV
+    and YAML). A name FastAPI already uses must hold the same schema."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            components = build().setdefault("components", {}).setdefault("schemas", {})
+            for name, schema in schemas.items():
+                if components.setdefault(name, schema) != schema:
+                    raise ValueError(f"two different OpenAPI schemas are named {name}")
+        return app.openapi_schema  # type: ignore[return-value]  # build() set it
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented extension point
+
+
 def install_docs(app: FastAPI) -> None:
     """`/docs` (Swagger UI), `/redoc` and their assets under `/docs-assets`."""
     app.mount(ASSETS_URL, StaticFiles(directory=ASSETS_DIR), name="docs-assets")

@@ -17,7 +17,14 @@ from fastapi.responses import Response
 
 from app import idempotency
 from app.auth import Scope, WriteKey, touch_key
-from app.bundle import BundleError, LoadedBundle, decode_upload, load_uploaded, parse_csv
+from app.bundle import (
+    BundleError,
+    LoadedBundle,
+    decode_upload,
+    load_uploaded,
+    parse_csv,
+    upload_schemas,
+)
 from app.config import get_settings
 from app.db import EngineDep, write_transaction
 from app.errors import (
@@ -29,7 +36,7 @@ from app.errors import (
 from app.importer import ImportReport, apply_bundle
 from app.reads import run_write
 from app.rendering import dump_json
-from app.routers.docs import WRITE_ERRORS, problem
+from app.routers.docs import COMPONENT_REF, WRITE_ERRORS, problem
 from app.schemas import ImportResult
 
 router = APIRouter(prefix="/imports", tags=["imports"])
@@ -48,6 +55,10 @@ IMPORT_WAIT_SECONDS = 10
 IMPORT_RETRY_AFTER_SECONDS = 5
 _import_slots: WeakKeyDictionary[asyncio.AbstractEventLoop, CapacityLimiter] = WeakKeyDictionary()
 
+# The bundle's JSON Schema, from the models that validate it (app/bundle.py), published as OpenAPI
+# components by create_app: /docs shows every field, and a generated client gets typed models.
+BUNDLE_SCHEMAS = upload_schemas(ref_template=COMPONENT_REF)
+BUNDLE_REF = {"$ref": COMPONENT_REF.format(model="Bundle")}
 IMPORT_BODY = {
     "required": True,
     "description": (
@@ -61,13 +72,13 @@ IMPORT_BODY = {
     ),
     "content": {
         "text/csv": {
-            "schema": {"type": "string"},
+            "schema": {"type": "string", "format": "binary"},
             "example": "indicator,region,year,value,qualifier,note,source,quote\r\n"
             "adaptive_training_trainees,320400,2023,608,exact,,cz-tyjrswj-2023-review,"
             "退役士兵适应性培训608人次\r\n",
         },
-        "application/yaml": {"schema": {"type": "object", "description": "A bundle."}},
-        "application/json": {"schema": {"type": "object", "description": "A bundle."}},
+        "application/yaml": {"schema": BUNDLE_REF},
+        "application/json": {"schema": BUNDLE_REF},
     },
 }
 
