@@ -14,17 +14,21 @@ os.environ.setdefault("STATSAPI_WRITE_RATE_LIMIT", "1000000/minute")
 os.environ.setdefault("STATSAPI_AUTH_FAILURE_RATE_LIMIT", "1000000/minute")
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, Table, create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
 
+from app.auth import Scope, create_key
 from app.config import PROJECT_ROOT
 from app.db import build_engine, engine_dependency, sqlalchemy_url
 from app.main import create_app
 from app.migrate import upgrade
+from app.models import data_version_table, observation_table, revision_table
 from app.seeding import seed_directory
+from tests.factories import load_document, world_document
 
 PG_URL = os.environ.get("STATSAPI_TEST_DATABASE_URL")
 SEED_DIR = PROJECT_ROOT / "seed"
@@ -176,8 +180,6 @@ def client(make_client: ClientFactory, shared_seeded_engine: Engine) -> TestClie
 @pytest.fixture(scope="module")
 def world_engine(databases: DatabaseFactory) -> Iterator[Engine]:
     """The SYNTHETIC test world (tests/factories.py), shared by a module's read-only tests."""
-    from tests.factories import load_document, world_document
-
     for engine in _engine(databases.fresh("empty")):
         load_document(engine, world_document())
         yield engine
@@ -187,3 +189,61 @@ def world_engine(databases: DatabaseFactory) -> Iterator[Engine]:
 def world(make_client: ClientFactory, world_engine: Engine) -> TestClient:
     """A client over the synthetic world (read-only tests)."""
     return make_client(world_engine)
+
+
+@pytest.fixture
+def engine(empty_engine: Engine) -> Engine:
+    """A per-test database holding the synthetic world; the test may write to it."""
+    load_document(empty_engine, world_document())
+    return empty_engine
+
+
+@pytest.fixture
+def api(make_client: ClientFactory, engine: Engine) -> TestClient:
+    """A client over `engine`, the per-test synthetic world."""
+    return make_client(engine)
+
+
+@pytest.fixture
+def tokens(engine: Engine) -> dict[str, str]:
+    """Tokens of two keys on `engine`: `write` (named partner) and `admin` (named bureau)."""
+    return {
+        "write": create_key(engine, name="partner", scopes={Scope.write}),
+        "admin": create_key(engine, name="bureau", scopes={Scope.admin}),
+    }
+
+
+@pytest.fixture
+def token(tokens: dict[str, str]) -> str:
+    """The write key's token."""
+    return tokens["write"]
+
+
+def bearer(token: str, **extra: str) -> dict[str, str]:
+    """Headers sending `token`, with any others."""
+    return {"Authorization": f"Bearer {token}", **extra}
+
+
+def count_rows(engine: Engine, table: Table) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def data_version(engine: Engine) -> int | None:
+    with engine.connect() as connection:
+        return connection.execute(select(data_version_table.c.version)).scalar()
+
+
+def snapshot(engine: Engine) -> tuple[Any, ...]:
+    """Everything a write could change: published rows, history size, data version."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(
+                observation_table.c.indicator_id,
+                observation_table.c.region_id,
+                observation_table.c.year,
+                observation_table.c.value,
+                observation_table.c.revision,
+            ).order_by(observation_table.c.id)
+        ).all()
+    return tuple(map(tuple, rows)), count_rows(engine, revision_table), data_version(engine)

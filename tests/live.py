@@ -125,8 +125,8 @@ def rss_mb(pid: int) -> float:
     raise AssertionError(f"no VmRSS for {pid}")
 
 
-def write_key(database_url: str, *, name: str = "live", scope: str = "write") -> dict[str, str]:
-    """A key made with the CLI (`statsapi keys create`), as an Authorization header."""
+def write_token(database_url: str, *, name: str = "live", scope: str = "write") -> str:
+    """The token of a key made with the CLI (`statsapi keys create`)."""
     result = subprocess.run(
         [*CLI, "keys", "create", "--name", name, "--scope", scope],
         env={**os.environ, "DATABASE_URL": database_url},
@@ -136,5 +136,9 @@ def write_key(database_url: str, *, name: str = "live", scope: str = "write") ->
         check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    token = result.stdout.strip().splitlines()[-1]
-    return {"Authorization": f"Bearer {token}"}
+    return result.stdout.strip().splitlines()[-1]
+
+
+def write_key(database_url: str, *, name: str = "live", scope: str = "write") -> dict[str, str]:
+    """A key made with the CLI (`statsapi keys create`), as an Authorization header."""
+    return {"Authorization": f"Bearer {write_token(database_url, name=name, scope=scope)}"}

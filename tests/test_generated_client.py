@@ -19,7 +19,7 @@ import pytest
 
 from app.config import PROJECT_ROOT
 from tests.conftest import DatabaseFactory
-from tests.live import Server, serving, write_key
+from tests.live import Server, serving, write_token
 
 GENERATOR = Path(sys.executable).with_name("openapi-python-client")
 CONFIG = PROJECT_ROOT / "openapi-python-client.yaml"
@@ -32,7 +32,7 @@ def server(
 ) -> Iterator[tuple[Server, str]]:
     """A live server over a seeded database of its own, and a write key's token."""
     url = databases.fresh("seeded")
-    token = write_key(url, name="generated-client")["Authorization"].removeprefix("Bearer ")
+    token = write_token(url, name="generated-client")
     with serving(url, tmp_path_factory.mktemp("live") / "server.log") as live:
         yield live, token
 

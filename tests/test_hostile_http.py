@@ -25,7 +25,6 @@ from app.auth import Scope, create_key
 from app.config import get_settings
 from app.middleware import DEFAULT_HTML_POLICY, ResponseHeadersMiddleware
 from tests.conftest import ClientFactory, DatabaseFactory, count_statements
-from tests.factories import load_document, world_document
 from tests.live import rss_mb, serving
 
 
@@ -58,12 +57,6 @@ def test_encoded_paths_and_odd_methods_add_no_metric_series(world: TestClient) -
 
 PUT_URL = "/api/v1/observations/trained/320400/2030"
 BODY = {"value": 1, "source": "synthetic-test-source", "quote": "synthetic"}
-
-
-@pytest.fixture
-def engine(empty_engine: Engine) -> Engine:
-    load_document(empty_engine, world_document())
-    return empty_engine
 
 
 @dataclass

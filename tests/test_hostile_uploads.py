@@ -23,13 +23,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
 from app import bundle
-from app.auth import Scope, create_key
 from app.bundle import MAX_ERRORS, BundleError, read_bundle_file, write_csv
 from app.config import get_settings
 from app.models import observation_table, source_table
 from app.rendering import render_csv
-from tests.conftest import ClientFactory, DatabaseFactory
-from tests.factories import SYNTHETIC_SOURCE, load_document, world_document
+from tests.conftest import DatabaseFactory
+from tests.factories import SYNTHETIC_SOURCE
 from tests.live import rss_mb, serving, write_key
 from tests.test_cli import _statsapi
 
@@ -42,22 +41,6 @@ MAX_SECONDS = 8
 # Worst case of a capped answer: MAX_ERRORS errors of at most ~550 bytes each (labels, fields
 # and reasons are cut), so 64 KiB holds any of them.
 MAX_ANSWER_BYTES = 64 * 1024
-
-
-@pytest.fixture
-def engine(empty_engine: Engine) -> Engine:
-    load_document(empty_engine, world_document())
-    return empty_engine
-
-
-@pytest.fixture
-def token(engine: Engine) -> str:
-    return create_key(engine, name="partner", scopes={Scope.write})
-
-
-@pytest.fixture
-def api(make_client: ClientFactory, engine: Engine) -> TestClient:
-    return make_client(engine)
 
 
 def _post(

@@ -5,27 +5,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
 from app.bundle import BundleError, read_bundle_file
 from app.db import write_transaction
 from app.decimals import DecimalRangeError, parse_decimal
 from app.importer import apply_bundle
-from app.models import data_version_table, observation_table, revision_table
+from app.models import observation_table, revision_table
 from app.seeding import seed_directory
-from tests.conftest import SEED_DIR, SOURCE_TEXT
+from tests.conftest import SEED_DIR, SOURCE_TEXT, count_rows, data_version
 
 SEED_FILE = SEED_DIR / "changzhou-2023-review.yaml"
-
-
-def _count(engine: Engine, table) -> int:
-    with engine.connect() as connection:
-        return connection.execute(select(func.count()).select_from(table)).scalar_one()
-
-
-def _data_version(engine: Engine) -> int | None:
-    with engine.connect() as connection:
-        return connection.execute(select(data_version_table.c.version)).scalar()
 
 
 def _write_bundle(tmp_path: Path, document: dict) -> Path:
@@ -47,18 +37,18 @@ def _apply(engine: Engine, path: Path):
 
 def test_seeding_twice_changes_nothing(empty_engine: Engine) -> None:
     first = seed_directory(empty_engine, SEED_DIR)
-    observations = _count(empty_engine, observation_table)
-    revisions = _count(empty_engine, revision_table)
-    version = _data_version(empty_engine)
+    observations = count_rows(empty_engine, observation_table)
+    revisions = count_rows(empty_engine, revision_table)
+    version = data_version(empty_engine)
 
     second = seed_directory(empty_engine, SEED_DIR)
 
     assert first[0].count("observations", "created") == observations > 0
     assert not second[0].changed_anything
     assert second[0].count("observations", "unchanged") == observations
-    assert _count(empty_engine, observation_table) == observations
-    assert _count(empty_engine, revision_table) == revisions
-    assert _data_version(empty_engine) == version
+    assert count_rows(empty_engine, observation_table) == observations
+    assert count_rows(empty_engine, revision_table) == revisions
+    assert data_version(empty_engine) == version
 
 
 def test_a_bad_record_deep_in_the_file_writes_nothing(empty_engine: Engine, tmp_path) -> None:
@@ -76,8 +66,8 @@ def test_a_bad_record_deep_in_the_file_writes_nothing(empty_engine: Engine, tmp_
         "indicator",
     )
     assert "no_such_indicator" in error.reason
-    assert _count(empty_engine, observation_table) == 0
-    assert _data_version(empty_engine) is None
+    assert count_rows(empty_engine, observation_table) == 0
+    assert data_version(empty_engine) is None
 
 
 def test_format_errors_name_the_record_and_field(tmp_path) -> None:
@@ -104,19 +94,19 @@ def test_the_same_series_and_year_twice_is_an_error(empty_engine: Engine, tmp_pa
 
     with pytest.raises(BundleError, match=r"repeats observations\[0\]"):
         _apply(empty_engine, _write_bundle(tmp_path, document))
-    assert _count(empty_engine, observation_table) == 0
+    assert count_rows(empty_engine, observation_table) == 0
 
 
 def test_a_changed_value_keeps_the_old_state_as_a_revision(seeded_engine: Engine, tmp_path) -> None:
     document = _seed_document()
     first = document["observations"][0]
     document["observations"] = [{**first, "value": "609", "note": "corrected (test)"}]
-    version = _data_version(seeded_engine)
+    version = data_version(seeded_engine)
 
     report = _apply(seeded_engine, _write_bundle(tmp_path, document))
 
     assert report.count("observations", "changed") == 1
-    assert _data_version(seeded_engine) == (version or 0) + 1
+    assert data_version(seeded_engine) == (version or 0) + 1
     with seeded_engine.connect() as connection:
         history = connection.execute(
             select(revision_table.c.revision, revision_table.c.value, revision_table.c.action)

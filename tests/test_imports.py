@@ -11,12 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select
 
-from app.auth import Scope, create_key
-from app.models import data_version_table, observation_table, revision_table
-from tests.conftest import ClientFactory, DatabaseFactory
-from tests.factories import SYNTHETIC_SOURCE, load_document, world_document
+from tests.conftest import DatabaseFactory, snapshot
+from tests.factories import SYNTHETIC_SOURCE
 
 URL = "/api/v1/imports"
 HEADER = "indicator,region,year,value,qualifier,note,source,quote"
@@ -36,42 +33,11 @@ def _csv_rows(count: int, *, year: int = 2030, bad_row: int | None = None) -> st
     return "\r\n".join(lines) + "\r\n"
 
 
-@pytest.fixture
-def engine(empty_engine: Engine) -> Engine:
-    load_document(empty_engine, world_document())
-    return empty_engine
-
-
-@pytest.fixture
-def tokens(engine: Engine) -> dict[str, str]:
-    return {
-        "write": create_key(engine, name="partner", scopes={Scope.write}),
-        "admin": create_key(engine, name="bureau", scopes={Scope.admin}),
-    }
-
-
-@pytest.fixture
-def api(make_client: ClientFactory, engine: Engine) -> TestClient:
-    return make_client(engine)
-
-
 def _post(api: TestClient, token: str, body: str | bytes, content_type: str = "text/csv", **kw):  # type: ignore[no-untyped-def]
     headers = {"Authorization": f"Bearer {token}", "Content-Type": content_type}
     headers.update(kw.pop("headers", {}))
     data = body.encode("utf-8") if isinstance(body, str) else body
     return api.post(URL, content=data, headers=headers, **kw)
-
-
-def _snapshot(engine: Engine) -> tuple[int, int, int | None]:
-    with engine.connect() as connection:
-        observations = connection.execute(
-            select(func.count()).select_from(observation_table)
-        ).scalar_one()
-        revisions = connection.execute(
-            select(func.count()).select_from(revision_table)
-        ).scalar_one()
-        version = connection.execute(select(data_version_table.c.version)).scalar()
-    return observations, revisions, version
 
 
 def test_csv_import_creates_then_reports_unchanged(api, tokens, engine) -> None:  # type: ignore[no-untyped-def]
@@ -92,24 +58,24 @@ def test_csv_import_creates_then_reports_unchanged(api, tokens, engine) -> None:
 
 
 def test_the_40th_of_50_rows_bad_changes_nothing(api, tokens, engine) -> None:  # type: ignore[no-untyped-def]
-    before = _snapshot(engine)
+    before = snapshot(engine)
     response = _post(api, tokens["write"], _csv_rows(50, bad_row=40))
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     [error] = response.json()["errors"]
     # data row 40 is line 41 of the file (the header is line 1)
     assert (error["record"], error["field"]) == ("row 41", "value")
-    assert _snapshot(engine) == before
+    assert snapshot(engine) == before
 
 
 def test_unknown_codes_are_reported_per_row_and_nothing_is_written(api, tokens, engine) -> None:  # type: ignore[no-untyped-def]
     body = _csv_rows(3).replace("trained,320411", "trained,320481").replace("funds", "fundz")
-    before = _snapshot(engine)
+    before = snapshot(engine)
     response = _post(api, tokens["write"], body)
     assert response.status_code == 422
     located = {(e["record"], e["field"]) for e in response.json()["errors"]}
     assert ("row 3", "indicator") in located
-    assert _snapshot(engine) == before
+    assert snapshot(engine) == before
 
 
 def test_duplicate_rows_are_an_error(api, tokens, engine) -> None:  # type: ignore[no-untyped-def]
@@ -121,12 +87,12 @@ def test_duplicate_rows_are_an_error(api, tokens, engine) -> None:  # type: igno
 
 
 def test_dry_run_reports_and_writes_nothing(api, tokens, engine) -> None:  # type: ignore[no-untyped-def]
-    before = _snapshot(engine)
+    before = snapshot(engine)
     response = _post(api, tokens["write"], _csv_rows(4), params={"dry_run": "true"})
     assert response.status_code == 200
     assert (response.json()["applied"], response.json()["dry_run"]) == (False, True)
     assert response.json()["summary"]["observations"]["created"] == 4
-    assert _snapshot(engine) == before
+    assert snapshot(engine) == before
 
 
 def test_a_correction_by_import_keeps_the_old_value_in_history(api, tokens) -> None:  # type: ignore[no-untyped-def]
@@ -214,13 +180,13 @@ def test_uploaded_bundles_may_not_name_files_on_the_server(api, tokens) -> None:
 def test_idempotency_key_replays_the_first_answer(api, tokens, engine) -> None:  # type: ignore[no-untyped-def]
     headers = {"Idempotency-Key": "upload-1"}
     first = _post(api, tokens["write"], _csv_rows(3), headers=headers)
-    after_first = _snapshot(engine)
+    after_first = snapshot(engine)
     retry = _post(api, tokens["write"], _csv_rows(3), headers=headers)
     assert retry.status_code == 200
     assert retry.headers["idempotent-replayed"] == "true"
     # The first answer's summary ("created", as the first time, not "unchanged"), no rows.
     assert retry.json() == {name: v for name, v in first.json().items() if name != "rows"}
-    assert _snapshot(engine) == after_first
+    assert snapshot(engine) == after_first
     other = _post(api, tokens["write"], _csv_rows(4), headers=headers)
     assert other.status_code == 422
     assert other.json()["errors"][0]["field"] == "Idempotency-Key"
@@ -329,9 +295,9 @@ def test_hostile_cells_are_refused_by_row_and_field(api, tokens, engine, cell, f
     parts = lines[2].split(",")
     parts[{"quote": 7, "year": 2, "value": 3}[cell]] = f'"{row}"' if cell == "quote" else row
     lines[2] = ",".join(parts)
-    before = _snapshot(engine)
+    before = snapshot(engine)
     response = _post(api, tokens["write"], "\r\n".join(lines) + "\r\n")
     assert response.status_code == 422, response.text
     errors = response.json()["errors"]
     assert [(e["record"], e["field"]) for e in errors] == [("row 3", field)]
-    assert _snapshot(engine) == before
+    assert snapshot(engine) == before

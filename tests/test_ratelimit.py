@@ -13,14 +13,6 @@ from tests.conftest import ClientFactory
 BODY = {"value": 1, "source": "synthetic-test-source", "quote": "synthetic"}
 
 
-@pytest.fixture
-def engine(empty_engine: Engine) -> Engine:
-    from tests.factories import load_document, world_document
-
-    load_document(empty_engine, world_document())
-    return empty_engine
-
-
 def test_writes_over_the_limit_get_429_with_retry_after(
     make_client: ClientFactory, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:

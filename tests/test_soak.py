@@ -8,30 +8,22 @@ each key must be the last acknowledged one. STATSAPI_SOAK_SECONDS shortens the m
 
 import multiprocessing
 import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import select
 
-from app.auth import Scope, create_key
 from app.db import build_engine
 from app.models import indicator_table, region_table, revision_table
 from tests.conftest import DatabaseFactory
+from tests.live import serving, write_token
 
 SECONDS = float(os.environ.get("STATSAPI_SOAK_SECONDS", "60"))
 SHARED = "job_fairs_held/320400/2023"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _writer(
@@ -67,38 +59,14 @@ def _writer(
 
 
 @pytest.fixture
-def server(databases: DatabaseFactory) -> Iterator[tuple[str, str, str]]:
+def server(databases: DatabaseFactory, tmp_path: Path) -> Iterator[tuple[str, str, str]]:
     database_url = databases.fresh("seeded")
-    engine = build_engine(database_url)
-    token = create_key(engine, name="soak", scopes={Scope.write})
-    engine.dispose()
-    port = _free_port()
-    env = {**os.environ, "DATABASE_URL": database_url}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        else:
-            pytest.fail("the server did not start within 30 s")
-        yield url, token, database_url
-    finally:
-        os.killpg(process.pid, 15)
-        process.wait(timeout=20)
+    token = write_token(database_url, name="soak")
+    with serving(database_url, tmp_path / "server.log", workers=2) as live:
+        yield live.url, token, database_url
 
 
+@pytest.mark.slow  # a minute of writing (STATSAPI_SOAK_SECONDS shortens it)
 def test_two_processes_writing_for_a_minute_lose_no_acknowledged_write(
     server: tuple[str, str, str],
 ) -> None:

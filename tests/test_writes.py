@@ -14,13 +14,13 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, insert, select
 
 from app.auth import Scope, create_key, hash_token, revoke_key
 from app.db import write_transaction
-from app.models import api_key_table, data_version_table, observation_table, revision_table
-from tests.conftest import ClientFactory
-from tests.factories import SYNTHETIC_SOURCE, load_document, world_document
+from app.models import api_key_table
+from tests.conftest import ClientFactory, bearer, snapshot
+from tests.factories import SYNTHETIC_SOURCE
 
 URL = "/api/v1/observations"
 PROBLEM = "application/problem+json"
@@ -36,33 +36,9 @@ Key = tuple[str, str, int]
 # --- fixtures and helpers -------------------------------------------------------------------
 
 
-@pytest.fixture
-def engine(empty_engine: Engine) -> Engine:
-    """A per-test database holding the synthetic world; the test may write to it."""
-    load_document(empty_engine, world_document())
-    return empty_engine
-
-
-@pytest.fixture
-def api(make_client: ClientFactory, engine: Engine) -> TestClient:
-    return make_client(engine)
-
-
-@pytest.fixture
-def tokens(engine: Engine) -> dict[str, str]:
-    return {
-        "write": create_key(engine, name="editor", scopes={Scope.write}),
-        "admin": create_key(engine, name="bureau", scopes={Scope.admin}),
-    }
-
-
 def _path(key: Key) -> str:
     indicator, region, year = key
     return f"{URL}/{indicator}/{region}/{year}"
-
-
-def _auth(token: str, **extra: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}", **extra}
 
 
 def _body(value: Any = "1", **fields: Any) -> dict[str, Any]:
@@ -101,27 +77,8 @@ def _insert_raw_key(engine: Engine, *, name: str, scopes: str) -> str:
     return token
 
 
-def _snapshot(engine: Engine) -> tuple[Any, ...]:
-    """Everything a write could change: published rows, history size, data version."""
-    with engine.connect() as connection:
-        rows = connection.execute(
-            select(
-                observation_table.c.indicator_id,
-                observation_table.c.region_id,
-                observation_table.c.year,
-                observation_table.c.value,
-                observation_table.c.revision,
-            ).order_by(observation_table.c.id)
-        ).all()
-        revisions = connection.execute(
-            select(func.count()).select_from(revision_table)
-        ).scalar_one()
-        version = connection.execute(select(data_version_table.c.version)).scalar()
-    return tuple(map(tuple, rows)), revisions, version
-
-
 def _revision_count(engine: Engine) -> int:
-    return _snapshot(engine)[1]
+    return snapshot(engine)[1]
 
 
 def _etag_revision(etag: str) -> int:
@@ -172,13 +129,13 @@ def _bearer_blank(engine: Engine) -> dict[str, Any]:
 
 def _unknown(engine: Engine) -> dict[str, Any]:
     create_key(engine, name="someone", scopes={Scope.write})  # a real key exists, not this one
-    return {"headers": _auth(secrets.token_urlsafe(32))}
+    return {"headers": bearer(secrets.token_urlsafe(32))}
 
 
 def _revoked(engine: Engine) -> dict[str, Any]:
     token = create_key(engine, name="former", scopes={Scope.admin})
     assert revoke_key(engine, name="former")
-    return {"headers": _auth(token)}
+    return {"headers": bearer(token)}
 
 
 def _in_query_string(engine: Engine) -> dict[str, Any]:
@@ -187,19 +144,19 @@ def _in_query_string(engine: Engine) -> dict[str, Any]:
 
 
 def _no_scopes(engine: Engine) -> dict[str, Any]:
-    return {"headers": _auth(_insert_raw_key(engine, name="nothing", scopes=""))}
+    return {"headers": bearer(_insert_raw_key(engine, name="nothing", scopes=""))}
 
 
 def _other_scope(engine: Engine) -> dict[str, Any]:
-    return {"headers": _auth(_insert_raw_key(engine, name="reader", scopes="read export"))}
+    return {"headers": bearer(_insert_raw_key(engine, name="reader", scopes="read export"))}
 
 
 def _write_scope(engine: Engine) -> dict[str, Any]:
-    return {"headers": _auth(create_key(engine, name="partner", scopes={Scope.write}))}
+    return {"headers": bearer(create_key(engine, name="partner", scopes={Scope.write}))}
 
 
 def _admin_scope(engine: Engine) -> dict[str, Any]:
-    return {"headers": _auth(create_key(engine, name="bureau", scopes={Scope.admin}))}
+    return {"headers": bearer(create_key(engine, name="bureau", scopes={Scope.admin}))}
 
 
 Credentials = Callable[[Engine], dict[str, Any]]
@@ -231,7 +188,7 @@ def test_write_without_a_usable_key_is_refused_and_writes_nothing(
 ) -> None:
     credentials, status, error = REJECTED[kind]
     kwargs = credentials(engine)
-    before = _snapshot(engine)
+    before = snapshot(engine)
 
     response = _send(api, method, FUNDS_CZ_2023, **kwargs)
 
@@ -244,7 +201,7 @@ def test_write_without_a_usable_key_is_refused_and_writes_nothing(
         assert f'error="{error}"' in challenge
     if status == 403:
         assert 'scope="write"' in challenge
-    assert _snapshot(engine) == before
+    assert snapshot(engine) == before
     assert api.get(_path(FUNDS_CZ_2023)).json()["value"] == 232
 
 
@@ -279,7 +236,7 @@ def test_api_key_rows_hold_the_tokens_sha256_and_never_the_token(
         "former": create_key(engine, name="former", scopes={Scope.write}),
     }
     revoke_key(engine, name="former")
-    used = api.put(_path(FUNDS_CZ_2023), json=_body("5"), headers=_auth(tokens["partner"]))
+    used = api.put(_path(FUNDS_CZ_2023), json=_body("5"), headers=bearer(tokens["partner"]))
     assert used.status_code == 200  # the key was used (last_used_at written) before the check
 
     with engine.connect() as connection:
@@ -302,7 +259,7 @@ def test_put_creates_replaces_and_delete_removes_with_a_full_history(
 ) -> None:
     path = _path(TRAINED_WUJIN_2023)
 
-    created = api.put(path, json=_body("11"), headers=_auth(tokens["write"]))
+    created = api.put(path, json=_body("11"), headers=bearer(tokens["write"]))
     assert created.status_code == 201, created.text
     assert created.headers["location"] == path
     assert created.headers["etag"] == '"r1"'
@@ -312,44 +269,44 @@ def test_put_creates_replaces_and_delete_removes_with_a_full_history(
     assert fetched.headers["etag"] == '"r1"'
     assert _exact(fetched)["value"] == Decimal("11")
 
-    replaced = api.put(path, json=_body("12", note="corrected"), headers=_auth(tokens["admin"]))
+    replaced = api.put(path, json=_body("12", note="corrected"), headers=bearer(tokens["admin"]))
     assert replaced.status_code == 200, replaced.text
     assert "location" not in replaced.headers
     assert replaced.headers["etag"] == '"r2"'
     assert _exact(replaced)["value"] == Decimal("12")
 
-    before_same = _snapshot(engine)
-    same = api.put(path, json=_body("12.000", note="corrected"), headers=_auth(tokens["write"]))
+    before_same = snapshot(engine)
+    same = api.put(path, json=_body("12.000", note="corrected"), headers=bearer(tokens["write"]))
     assert same.status_code == 200, same.text
     assert same.headers["etag"] == '"r2"'
-    assert _snapshot(engine) == before_same  # no revision, no data version bump
+    assert snapshot(engine) == before_same  # no revision, no data version bump
 
     history = _history(api, TRAINED_WUJIN_2023)
     assert [(h["revision"], h["action"], h["value"]) for h in history] == [
         (1, "create", Decimal("11")),
         (2, "update", Decimal("12")),
     ]
-    assert [h["recorded_by"] for h in history] == ["editor", "bureau"]
+    assert [h["recorded_by"] for h in history] == ["partner", "bureau"]
     assert history[1]["note"] == "corrected"
     recorded = [datetime.fromisoformat(h["recorded_at"]) for h in history]
     assert all(t.tzinfo is not None for t in recorded)
     assert recorded[0] <= recorded[1] <= datetime.now(UTC)
 
-    deleted = api.delete(path, headers=_auth(tokens["write"]))
+    deleted = api.delete(path, headers=bearer(tokens["write"]))
     assert deleted.status_code == 204
     assert deleted.content == b""
     _problem(api.get(path), 404)
     assert TRAINED_WUJIN_2023 not in _states(api, indicator="trained")
-    _problem(api.delete(path, headers=_auth(tokens["write"])), 404)
+    _problem(api.delete(path, headers=bearer(tokens["write"])), 404)
     history = _history(api, TRAINED_WUJIN_2023)
     assert len(history) == 3
     assert history[2]["revision"] == 3
     assert history[2]["action"] == "delete"
     assert history[2]["value"] == Decimal("12")  # the last state, kept
     assert history[2]["note"] == "corrected"
-    assert history[2]["recorded_by"] == "editor"
+    assert history[2]["recorded_by"] == "partner"
 
-    recreated = api.put(path, json=_body("13"), headers=_auth(tokens["write"]))
+    recreated = api.put(path, json=_body("13"), headers=bearer(tokens["write"]))
     assert recreated.status_code == 201, recreated.text
     assert recreated.headers["etag"] == '"r4"'  # numbering continues: "r1" never comes back
     assert api.get(path).headers["etag"] == '"r4"'
@@ -359,21 +316,21 @@ def test_put_creates_replaces_and_delete_removes_with_a_full_history(
         "delete",
         "create",
     ]
-    stale = api.put(path, json=_body("14"), headers=_auth(tokens["write"], **{"If-Match": '"r1"'}))
+    stale = api.put(path, json=_body("14"), headers=bearer(tokens["write"], **{"If-Match": '"r1"'}))
     assert _problem(stale, 412)["current_etag"] == '"r4"'
 
 
 def test_put_over_a_loaded_value_keeps_the_loaded_state_in_the_history(
     api: TestClient, tokens: dict[str, str]
 ) -> None:
-    response = api.put(_path(TRAINED_CZ_2023), json=_body("231"), headers=_auth(tokens["write"]))
+    response = api.put(_path(TRAINED_CZ_2023), json=_body("231"), headers=bearer(tokens["write"]))
 
     assert response.status_code == 200, response.text
     assert response.headers["etag"] == '"r2"'
     history = _history(api, TRAINED_CZ_2023)
     assert [(h["action"], h["value"], h["recorded_by"]) for h in history] == [
         ("create", Decimal("230"), "test"),
-        ("update", Decimal("231"), "editor"),
+        ("update", Decimal("231"), "partner"),
     ]
     assert history[0]["source"]["quote"] == "synthetic trained 320400 2023"
 
@@ -391,14 +348,14 @@ def test_second_writer_with_a_stale_etag_gets_412_and_changes_nothing(
     assert etag_a == etag_b == '"r1"'
 
     first = writer_a.put(
-        path, json=_body("777"), headers=_auth(tokens["write"], **{"If-Match": etag_a})
+        path, json=_body("777"), headers=bearer(tokens["write"], **{"If-Match": etag_a})
     )
     assert first.status_code == 200, first.text
     assert first.headers["etag"] == '"r2"'
     revisions = _revision_count(engine)
 
     second = writer_b.put(
-        path, json=_body("888"), headers=_auth(tokens["admin"], **{"If-Match": etag_b})
+        path, json=_body("888"), headers=bearer(tokens["admin"], **{"If-Match": etag_b})
     )
 
     assert _problem(second, 412)["current_etag"] == '"r2"'
@@ -407,7 +364,7 @@ def test_second_writer_with_a_stale_etag_gets_412_and_changes_nothing(
     assert published.headers["etag"] == '"r2"'
     assert _exact(published)["value"] == Decimal("777")
     assert Decimal("888") not in [h["value"] for h in _history(writer_b, FUNDS_CZ_2023)]
-    stale_delete = writer_b.delete(path, headers=_auth(tokens["write"], **{"If-Match": etag_b}))
+    stale_delete = writer_b.delete(path, headers=bearer(tokens["write"], **{"If-Match": etag_b}))
     assert _problem(stale_delete, 412)["current_etag"] == '"r2"'
     assert writer_b.get(path).status_code == 200
 
@@ -415,25 +372,25 @@ def test_second_writer_with_a_stale_etag_gets_412_and_changes_nothing(
 def test_if_match_on_a_missing_value_is_412_not_a_create(
     api: TestClient, engine: Engine, tokens: dict[str, str]
 ) -> None:
-    before = _snapshot(engine)
+    before = snapshot(engine)
     response = api.put(
         _path(TRAINED_WUJIN_2023),
         json=_body("1"),
-        headers=_auth(tokens["write"], **{"If-Match": '"r1"'}),
+        headers=bearer(tokens["write"], **{"If-Match": '"r1"'}),
     )
     assert "current_etag" not in _problem(response, 412)
-    assert _snapshot(engine) == before
+    assert snapshot(engine) == before
 
 
 def test_if_none_match_star_creates_only(
     api: TestClient, engine: Engine, tokens: dict[str, str]
 ) -> None:
-    create_only = _auth(tokens["write"], **{"If-None-Match": "*"})
-    before = _snapshot(engine)
+    create_only = bearer(tokens["write"], **{"If-None-Match": "*"})
+    before = snapshot(engine)
 
     existing = api.put(_path(FUNDS_CZ_2023), json=_body("1"), headers=create_only)
     assert _problem(existing, 412)["current_etag"] == '"r1"'
-    assert _snapshot(engine) == before
+    assert snapshot(engine) == before
 
     fresh = api.put(_path(TRAINED_WUJIN_2023), json=_body("2"), headers=create_only)
     assert fresh.status_code == 201, fresh.text
@@ -468,12 +425,14 @@ def test_if_none_match_star_creates_only(
 def test_invalid_body_is_422_naming_the_field_and_writes_nothing(
     api: TestClient, engine: Engine, tokens: dict[str, str], fields: dict[str, Any], named: str
 ) -> None:
-    before = _snapshot(engine)
+    before = snapshot(engine)
     response = api.put(
-        _path(FUNDS_CZ_2023), json=_body(**{"value": "5", **fields}), headers=_auth(tokens["write"])
+        _path(FUNDS_CZ_2023),
+        json=_body(**{"value": "5", **fields}),
+        headers=bearer(tokens["write"]),
     )
     assert named in _error_fields(response)
-    assert _snapshot(engine) == before
+    assert snapshot(engine) == before
 
 
 @pytest.mark.parametrize(
@@ -488,10 +447,10 @@ def test_invalid_body_is_422_naming_the_field_and_writes_nothing(
 def test_out_of_range_value_is_422_naming_value(
     api: TestClient, engine: Engine, tokens: dict[str, str], value: Any
 ) -> None:
-    before = _snapshot(engine)
-    response = api.put(_path(FUNDS_CZ_2023), json=_body(value), headers=_auth(tokens["write"]))
+    before = snapshot(engine)
+    response = api.put(_path(FUNDS_CZ_2023), json=_body(value), headers=bearer(tokens["write"]))
     assert "value" in _error_fields(response)
-    assert _snapshot(engine) == before
+    assert snapshot(engine) == before
 
 
 @pytest.mark.parametrize(
@@ -508,7 +467,7 @@ def test_out_of_range_value_is_422_naming_value(
 def test_value_in_range_is_stored_and_served_exactly(
     api: TestClient, tokens: dict[str, str], sent: Any, stored: str
 ) -> None:
-    response = api.put(_path(FUNDS_CZ_2023), json=_body(sent), headers=_auth(tokens["write"]))
+    response = api.put(_path(FUNDS_CZ_2023), json=_body(sent), headers=bearer(tokens["write"]))
     assert response.status_code == 200, response.text
     assert f'"value":{stored},' in response.text
     served = api.get(_path(FUNDS_CZ_2023))
@@ -538,14 +497,14 @@ def test_bad_path_is_404_or_422_and_writes_nothing(
     status: int,
     named: str,
 ) -> None:
-    before = _snapshot(engine)
-    response = _send(api, method, key, headers=_auth(tokens["write"]))
+    before = snapshot(engine)
+    response = _send(api, method, key, headers=bearer(tokens["write"]))
     problem = _problem(response, status)
     if status == 422:
         assert {(e["field"], e["in"]) for e in problem["errors"]} == {("year", "path")}
     else:
         assert named in problem["detail"]
-    assert _snapshot(engine) == before
+    assert snapshot(engine) == before
 
 
 # --- 6. the data version ------------------------------------------------------------------
@@ -559,7 +518,7 @@ def test_list_etag_moves_on_every_change_and_only_then(
     etag_1 = first.headers["etag"]
     assert api.get(URL, params=params, headers={"If-None-Match": etag_1}).status_code == 304
 
-    changed = api.put(_path(FUNDS_CZ_2023), json=_body("999"), headers=_auth(tokens["write"]))
+    changed = api.put(_path(FUNDS_CZ_2023), json=_body("999"), headers=bearer(tokens["write"]))
     assert changed.status_code == 200
     after_put = api.get(URL, params=params, headers={"If-None-Match": etag_1})
     assert after_put.status_code == 200
@@ -567,11 +526,11 @@ def test_list_etag_moves_on_every_change_and_only_then(
     assert etag_2 != etag_1
     assert _states(api, **params)[FUNDS_CZ_2023]["value"] == Decimal("999")
 
-    same = api.put(_path(FUNDS_CZ_2023), json=_body("999"), headers=_auth(tokens["write"]))
+    same = api.put(_path(FUNDS_CZ_2023), json=_body("999"), headers=bearer(tokens["write"]))
     assert same.status_code == 200
     assert api.get(URL, params=params, headers={"If-None-Match": etag_2}).status_code == 304
 
-    assert api.delete(_path(FUNDS_CZ_2023), headers=_auth(tokens["write"])).status_code == 204
+    assert api.delete(_path(FUNDS_CZ_2023), headers=bearer(tokens["write"])).status_code == 204
     after_delete = api.get(URL, params=params, headers={"If-None-Match": etag_2})
     assert after_delete.status_code == 200
     assert after_delete.headers["etag"] not in (etag_1, etag_2)
@@ -583,7 +542,7 @@ def test_list_etag_moves_on_every_change_and_only_then(
 def test_one_value_etag_moves_with_its_revision(api: TestClient, tokens: dict[str, str]) -> None:
     path = _path(FUNDS_CZ_2023)
     assert api.get(path, headers={"If-None-Match": '"r1"'}).status_code == 304
-    api.put(path, json=_body("1"), headers=_auth(tokens["write"]))
+    api.put(path, json=_body("1"), headers=bearer(tokens["write"]))
     again = api.get(path, headers={"If-None-Match": '"r1"'})
     assert again.status_code == 200
     assert again.headers["etag"] == '"r2"'
@@ -595,7 +554,7 @@ def test_one_value_etag_moves_with_its_revision(api: TestClient, tokens: dict[st
 def test_as_of_and_updated_after_answer_from_the_history(
     api: TestClient, tokens: dict[str, str]
 ) -> None:
-    write = _auth(tokens["write"])
+    write = bearer(tokens["write"])
     t0 = _tick()
     assert api.put(_path(TRAINED_CZ_2023), json=_body("5000"), headers=write).status_code == 200
     t1 = _tick()
@@ -666,7 +625,7 @@ def test_as_of_and_updated_after_answer_from_the_history(
 
 
 def test_comparisons_as_of_use_the_vintage(api: TestClient, tokens: dict[str, str]) -> None:
-    write = _auth(tokens["write"])
+    write = bearer(tokens["write"])
     t0 = _tick()
     assert api.put(_path(TRAINED_CZ_2023), json=_body("5000"), headers=write).status_code == 200
     t1 = _tick()
@@ -750,7 +709,7 @@ def test_concurrent_writers_never_lose_an_acknowledged_write(
             for i in range(WRITES_PER_THREAD):
                 value = str(1000 * (n + 1) + i)  # every write is distinct: each makes a revision
                 key = own if i % 3 == 0 else SHARED_KEY
-                headers = _auth(tokens[n])
+                headers = bearer(tokens[n])
                 conditional = i % 3 == 2
                 if conditional:
                     headers["If-Match"] = client.get(_path(key)).headers["etag"]
@@ -805,7 +764,7 @@ def test_a_body_that_is_not_json_is_415(api: TestClient, tokens: dict[str, str])
     response = api.put(
         _path(FUNDS_CZ_2023),
         content=b"value=5",
-        headers={**_auth(tokens["write"]), "Content-Type": "application/x-www-form-urlencoded"},
+        headers={**bearer(tokens["write"]), "Content-Type": "application/x-www-form-urlencoded"},
     )
     assert response.status_code == 415
     assert response.headers["content-type"] == "application/problem+json"
@@ -815,7 +774,7 @@ def test_a_quote_that_looks_like_a_formula_is_refused(
     api: TestClient, tokens: dict[str, str]
 ) -> None:
     response = api.put(
-        _path(FUNDS_CZ_2023), json=_body("5", quote="=1+1"), headers=_auth(tokens["write"])
+        _path(FUNDS_CZ_2023), json=_body("5", quote="=1+1"), headers=bearer(tokens["write"])
     )
     assert response.status_code == 422
     assert "quote" in _error_fields(response)
@@ -823,7 +782,7 @@ def test_a_quote_that_looks_like_a_formula_is_refused(
 
 def test_a_nul_character_in_the_body_is_422(api: TestClient, tokens: dict[str, str]) -> None:
     response = api.put(
-        _path(FUNDS_CZ_2023), json=_body("5", quote="a\x00b"), headers=_auth(tokens["write"])
+        _path(FUNDS_CZ_2023), json=_body("5", quote="a\x00b"), headers=bearer(tokens["write"])
     )
     assert response.status_code == 422
     assert "quote" in _error_fields(response)
