@@ -23,9 +23,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
 from app import bundle
-from app.auth import Scope, create_key
 from app.bundle import MAX_ERRORS, BundleError, read_bundle_file, write_csv
 from app.config import get_settings
+from app.keys import Scope, create_key
 from app.models import observation_table, source_table
 from app.rendering import render_csv
 from tests.conftest import ClientFactory, DatabaseFactory

@@ -13,7 +13,7 @@ import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
-from app.auth import Scope, create_key
+from app.keys import Scope, create_key
 from app.models import data_version_table, observation_table, revision_table
 from tests.conftest import ClientFactory, DatabaseFactory
 from tests.factories import SYNTHETIC_SOURCE, load_document, world_document

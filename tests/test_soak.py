@@ -19,8 +19,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from app.auth import Scope, create_key
 from app.db import build_engine
+from app.keys import Scope, create_key
 from app.models import indicator_table, region_table, revision_table
 from tests.conftest import DatabaseFactory
 
