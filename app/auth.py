@@ -14,13 +14,13 @@ from sqlalchemy import Engine
 from starlette.datastructures import Headers
 from starlette.types import Scope as HTTPScope
 
-from app import ratelimit
+from app import limiter
 from app.config import get_settings
 from app.db import EngineDep
 from app.errors import ForbiddenError, UnauthorizedError
 from app.keys import ApiKeyInfo, Scope, find_key
+from app.ratelimit import client_address
 from app.reads import run_db
-from app.throttle import client_address
 
 REALM = "statsapi"
 KEY_STATE = "api_key"  # where `authenticate` keeps the request's key (scope["state"])
@@ -73,13 +73,13 @@ async def authenticate(scope: HTTPScope, engine: Engine) -> ApiKeyInfo:
         return cast(ApiKeyInfo, state[KEY_STATE])
     settings = get_settings()
     who = client_address(scope)
-    ratelimit.refuse_if_over(settings.auth_failure_rate_limit, bucket=AUTH_FAILURES, who=who)
+    limiter.refuse_if_over(settings.auth_failure_rate_limit, bucket=AUTH_FAILURES, who=who)
     try:
         key = await _live_key(engine, Headers(scope=scope).get("authorization"))
     except UnauthorizedError:
-        ratelimit.count(settings.auth_failure_rate_limit, bucket=AUTH_FAILURES, who=who)
+        limiter.count(settings.auth_failure_rate_limit, bucket=AUTH_FAILURES, who=who)
         raise
-    ratelimit.check(settings.write_rate_limit, bucket="write", who=key.name)
+    limiter.check(settings.write_rate_limit, bucket="write", who=key.name)
     state[KEY_STATE] = key
     return key
 

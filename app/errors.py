@@ -96,7 +96,7 @@ class ServiceUnavailableError(ProblemError):
 
 
 class RateLimitedError(Exception):
-    """Over a rate limit (app/ratelimit.py); knows no HTTP: its handler below makes the 429."""
+    """Over a rate limit (app/limiter.py); knows no HTTP: its handler below makes the 429."""
 
     def __init__(
         self, *, limit: str, bucket: str, allowed: int, window_seconds: int, retry_after: int

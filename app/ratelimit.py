@@ -1,70 +1,22 @@
-"""Rate limits: writes per API key and failed authentications per client address (on by
-default), reads per client address (off by default). No HTTP: a request over its limit raises
-`RateLimitedError`, which app/errors.py answers as 429 with Retry-After and the RateLimit
-headers; app/throttle.py says who a request is.
+"""Rate limits as HTTP meets them: who a request is (its client address) and which requests
+count against the read limit. The counting and refusing is a service (app/limiter.py)."""
 
-Limits are strings such as "120/minute" (the `limits` library's notation). Counters live in
-`STATSAPI_RATE_LIMIT_STORAGE`: `memory://` keeps them per worker process (so N workers allow N
-times the limit), `redis://host:6379` shares them between workers and servers.
-"""
+from fastapi import Request
+from starlette.types import Scope
 
-import math
-import time
-from functools import lru_cache
-from typing import Any
-
-from limits import RateLimitItem, parse
-from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter
-
+from app import limiter
 from app.config import get_settings
-from app.errors import RateLimitedError
 
 
-@lru_cache
-def _limiter() -> MovingWindowRateLimiter:
-    return MovingWindowRateLimiter(storage_from_string(get_settings().rate_limit_storage))
+def client_address(scope: Scope) -> str:
+    """The address that per-address limits count: the peer's, or the one a trusted proxy put in
+    X-Forwarded-For (uvicorn rewrites the scope's client: `forwarded_allow_ips` in app/cli.py)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
 
 
-@lru_cache
-def _item(limit: str) -> RateLimitItem:
-    return parse(limit)
-
-
-def _refusal(limit: str, *, bucket: str, who: str) -> RateLimitedError:
-    item = _item(limit)
-    stats = _limiter().get_window_stats(item, bucket, who)
-    return RateLimitedError(
-        limit=limit,
-        bucket=bucket,
-        allowed=item.amount,
-        window_seconds=item.get_expiry(),
-        retry_after=max(1, math.ceil(stats.reset_time - time.time())),
-    )
-
-
-def check(limit: str | None, *, bucket: str, who: str) -> None:
-    """Count one request for `who`; RateLimitedError when over `limit` (None: no limit)."""
-    if limit and not _limiter().hit(_item(limit), bucket, who):
-        raise _refusal(limit, bucket=bucket, who=who)
-
-
-def refuse_if_over(limit: str | None, *, bucket: str, who: str) -> None:
-    """RateLimitedError when `who` is already over `limit`, counting nothing: for limits on
-    failures, which are counted (`count`) only once the request has failed."""
-    if limit and not _limiter().test(_item(limit), bucket, who):
-        raise _refusal(limit, bucket=bucket, who=who)
-
-
-def count(limit: str | None, *, bucket: str, who: str) -> None:
-    """Count one event (a failure) for `who` against `limit`."""
-    if limit:
-        _limiter().hit(_item(limit), bucket, who)
-
-
-def limit_reads(request: Any) -> None:
-    """Transitional: app/reads.py calls the read guard here until its split (issue 12) imports
-    it from app/throttle.py, the web layer it belongs to; delete this function then."""
-    from app.throttle import limit_reads as guard  # imported late: throttle imports this module
-
-    guard(request)
+def limit_reads(request: Request) -> None:
+    """Counts GETs per client address when a limit is set (app/reads.py `before_api_request`)."""
+    limit = get_settings().read_rate_limit
+    if limit and request.method in ("GET", "HEAD"):
+        limiter.check(limit, bucket="read", who=client_address(request.scope))

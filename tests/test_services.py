@@ -14,7 +14,7 @@ SERVICES = (
     "app.importer",
     "app.imports",
     "app.keys",
-    "app.ratelimit",
+    "app.limiter",
     "app.writes",
 )
 
