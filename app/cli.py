@@ -11,20 +11,13 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from app import migrate as migrations
-from app.auth import KeyExistsError, Scope, create_key, list_keys, revoke_key
-from app.bundle import (
-    BundleError,
-    LoadedBundle,
-    decode_upload,
-    parse_csv,
-    read_bundle_file,
-    write_csv,
-)
+from app import imports, migrate as migrations
+from app.bundle import BundleError, write_csv
 from app.config import get_settings
-from app.db import get_engine, read_connection, write_transaction
+from app.db import get_engine, read_connection
 from app.exporter import export_bundle, export_observations
-from app.importer import ImportReport, apply_bundle
+from app.importer import ImportReport
+from app.keys import KeyExistsError, Scope, create_key, list_keys, revoke_key
 from app.rendering import UTF8_BOM, dump_json
 from app.seeding import seed_directory
 
@@ -151,12 +144,6 @@ def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) ->
     typer.echo(f"revoked {name}")
 
 
-def _load(path: Path) -> LoadedBundle:
-    if path.suffix.lower() == ".csv":
-        return parse_csv(decode_upload(path.read_bytes(), name=path.name), name=path.name)
-    return read_bundle_file(path)
-
-
 # The revision history is public: it names who changed a value, so the CLI records "cli" (or
 # the name given with --by), never the server's OS user (issue 11).
 CLI_RECORDED_BY = "cli"
@@ -181,24 +168,21 @@ def import_file(
         ),
     ] = CLI_RECORDED_BY,
 ) -> None:
-    """Import a CSV file or a bundle in one transaction: all of it, or nothing."""
+    """Import a CSV file or a bundle in one transaction: all of it, or nothing.
+
+    The same service as `POST /imports`, as the operator: no row limit and no admin rule."""
+    engine = get_engine()
     try:
-        loaded = _load(path)
-        count = len(loaded.bundle.observations)
-        with (
-            typer.progressbar(length=count, label="observations", file=sys.stderr) as bar,
-            write_transaction(get_engine(), commit=not dry_run) as connection,
-        ):
-            report = apply_bundle(
-                connection,
-                loaded,
-                recorded_by=by,
-                dry_run=dry_run,
-                on_progress=bar.update,
+        parsed = imports.read_file(path)
+        count = len(parsed.loaded.bundle.observations)
+        with typer.progressbar(length=count, label="observations", file=sys.stderr) as bar:
+            outcome = imports.run_import(
+                engine, parsed, key=None, recorded_by=by, dry_run=dry_run, on_progress=bar.update
             )
     except BundleError as error:
         raise _fail(error) from None
-    _print_report(report)
+    assert outcome.report is not None  # only an Idempotency-Key replays
+    _print_report(outcome.report)
     if dry_run:
         typer.echo("dry run: nothing was written")
 

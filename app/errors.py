@@ -85,24 +85,28 @@ class PreconditionFailedError(ProblemError):
     slug = "precondition-failed"
 
 
-class PayloadTooLargeError(ProblemError):
-    status = 413
-    slug = "payload-too-large"
-
-
 class UnsupportedMediaTypeError(ProblemError):
     status = 415
     slug = "unsupported-media-type"
 
 
-class ConflictError(ProblemError):
-    status = 409
-    slug = "conflict"
-
-
 class ServiceUnavailableError(ProblemError):
     status = 503
     slug = "service-unavailable"
+
+
+class RateLimitedError(Exception):
+    """Over a rate limit (app/limiter.py); knows no HTTP: its handler below makes the 429."""
+
+    def __init__(
+        self, *, limit: str, bucket: str, allowed: int, window_seconds: int, retry_after: int
+    ) -> None:
+        super().__init__(f"more than {limit} {bucket} requests")
+        self.limit = limit
+        self.bucket = bucket
+        self.allowed = allowed
+        self.window_seconds = window_seconds
+        self.retry_after = retry_after
 
 
 def problem_response(
@@ -177,6 +181,21 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=error.headers,
             errors=error.errors,
             **error.extensions,
+        )
+
+    @app.exception_handler(RateLimitedError)
+    async def _rate_limited(request: Request, error: RateLimitedError) -> Response:
+        retry_after = error.retry_after
+        return problem_response(
+            429,
+            detail=f"More than {error.limit} {error.bucket} requests; retry in {retry_after} s.",
+            slug="too-many-requests",
+            instance=request.url.path,
+            headers={
+                "Retry-After": str(retry_after),
+                "RateLimit-Policy": f"{error.allowed};w={error.window_seconds}",
+                "RateLimit": f"limit={error.allowed}, remaining=0, reset={retry_after}",
+            },
         )
 
     @app.exception_handler(RequestValidationError)

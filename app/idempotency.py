@@ -9,7 +9,6 @@ stays bounded by the write rate limit times the time to live, at a few hundred b
 """
 
 import hashlib
-from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import Connection, delete, insert, select
@@ -20,12 +19,7 @@ from app.models import idempotency_table, utcnow
 
 MAX_KEY_LENGTH = 200
 REPLAY_HEADER = "Idempotent-Replayed"
-
-
-@dataclass(frozen=True)
-class StoredAnswer:
-    status_code: int
-    body: str  # the JSON summary of the answer
+STORED_STATUS = 200  # only a successful answer is kept (the table's `status_code`)
 
 
 def request_hash(*parts: bytes) -> str:
@@ -37,9 +31,9 @@ def request_hash(*parts: bytes) -> str:
 
 def find_answer(
     connection: Connection, *, api_key_id: int, key: str, fingerprint: str
-) -> StoredAnswer | None:
-    """The stored answer for this key, or None (also once expired); 422 if the key was used
-    for another request."""
+) -> str | None:
+    """The stored answer's JSON summary for this key, or None (also once expired); 422 if the
+    key was used for another request."""
     row = connection.execute(
         select(idempotency_table).where(
             idempotency_table.c.api_key_id == api_key_id,
@@ -55,13 +49,13 @@ def find_answer(
             "Idempotency-Key",
             "this key was used for a different request; use a new key for a new import",
         )
-    return StoredAnswer(status_code=row.status_code, body=row.response_summary)
+    return str(row.response_summary)
 
 
 def store_answer(
-    connection: Connection, *, api_key_id: int, key: str, fingerprint: str, answer: StoredAnswer
+    connection: Connection, *, api_key_id: int, key: str, fingerprint: str, summary: str
 ) -> None:
-    """Keep an answer's summary until it expires, deleting this API key's expired ones."""
+    """Keep an answer's JSON summary until it expires, deleting this API key's expired ones."""
     now = utcnow()
     connection.execute(
         delete(idempotency_table).where(
@@ -73,8 +67,8 @@ def store_answer(
             api_key_id=api_key_id,
             key=key,
             request_sha256=fingerprint,
-            status_code=answer.status_code,
-            response_summary=answer.body,
+            status_code=STORED_STATUS,
+            response_summary=summary,
             created_at=now,
             expires_at=now + timedelta(hours=get_settings().idempotency_ttl_hours),
         )

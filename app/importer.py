@@ -59,15 +59,9 @@ class ImportReport:
 PROGRESS_CHUNK = 1000
 
 
-class _Codes:
+def _code_ids(connection: Connection, table: Table) -> dict[str, int]:
     """code -> id for one reference table, read once per import."""
-
-    def __init__(self, connection: Connection, table: Table) -> None:
-        rows = connection.execute(select(table.c.code, table.c.id))
-        self.ids: dict[str, int] = {code: id_ for code, id_ in rows}
-
-    def __contains__(self, code: object) -> bool:
-        return code in self.ids
+    return {code: id_ for code, id_ in connection.execute(select(table.c.code, table.c.id))}
 
 
 def _upsert_by_code(
@@ -137,7 +131,7 @@ def _check_references(connection: Connection, loaded: LoadedBundle) -> ErrorList
     )
 
     def known(table: Table, defined: Iterable[str]) -> set[str]:
-        return set(_Codes(connection, table).ids) | set(defined)
+        return set(_code_ids(connection, table)) | set(defined)
 
     units = known(unit_table, (u.code for u in bundle.units))
     categories = known(category_table, (c.code for c in bundle.categories))
@@ -193,17 +187,17 @@ def _apply_reference_data(
         record = region.model_dump(exclude={"parent"})
         record["level"] = region.level.value
         record["parent_id"] = (
-            _Codes(connection, region_table).ids[region.parent] if region.parent else None
+            _code_ids(connection, region_table)[region.parent] if region.parent else None
         )
         _upsert_by_code(connection, region_table, "regions", [record], report)
-    categories = _Codes(connection, category_table)
-    units = _Codes(connection, unit_table)
+    categories = _code_ids(connection, category_table)
+    units = _code_ids(connection, unit_table)
     indicators = []
     for indicator in bundle.indicators:
         record = indicator.model_dump(exclude={"category", "unit"})
         record["measure_type"] = indicator.measure_type.value
-        record["category_id"] = categories.ids[indicator.category]
-        record["unit_id"] = units.ids[indicator.unit]
+        record["category_id"] = categories[indicator.category]
+        record["unit_id"] = units[indicator.unit]
         indicators.append(record)
     _upsert_by_code(connection, indicator_table, "indicators", indicators, report)
 
@@ -217,10 +211,10 @@ def _apply_observations(
 ) -> None:
     if not observations:
         return
-    indicators = _Codes(connection, indicator_table).ids
-    regions = _Codes(connection, region_table).ids
-    sources = _Codes(connection, source_table).ids
-    units = _Codes(connection, unit_table).ids
+    indicators = _code_ids(connection, indicator_table)
+    regions = _code_ids(connection, region_table)
+    sources = _code_ids(connection, source_table)
+    units = _code_ids(connection, unit_table)
     indicator_units = dict(
         (row.id, row.unit_id)
         for row in connection.execute(select(indicator_table.c.id, indicator_table.c.unit_id))

@@ -11,9 +11,23 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, tuple_, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
 
+from app import queries
+from app.db import write_transaction
 from app.errors import InvalidParameterError, NotFoundError, PreconditionFailedError
+from app.keys import ApiKeyInfo, touch_key
 from app.models import (
     data_version_table,
     indicator_table,
@@ -225,7 +239,7 @@ class ResolvedKey:
     indicator_unit_id: int
 
 
-def resolve_key(connection: Connection, *, indicator: str, region: str, year: int) -> ResolvedKey:
+def _resolve_key(connection: Connection, *, indicator: str, region: str, year: int) -> ResolvedKey:
     """The ids behind a path's codes; 404 naming the unknown one."""
     found = connection.execute(
         select(indicator_table.c.id, indicator_table.c.unit_id).where(
@@ -249,33 +263,38 @@ def _code_id(connection: Connection, table: Any, code: str, field: str) -> int:
     return int(found)
 
 
-def new_state(
-    connection: Connection,
-    resolved: ResolvedKey,
-    *,
-    value: Decimal,
-    qualifier: str,
-    source: str,
-    quote: str,
-    note: str | None,
-    unit: str | None,
+@dataclass(frozen=True)
+class RequestedValue:
+    """One value as a client sends it: codes (source, unit), not ids."""
+
+    value: Decimal
+    qualifier: str
+    source: str
+    quote: str
+    note: str | None
+    unit: str | None  # None: the indicator's own unit
+
+
+def _new_state(
+    connection: Connection, resolved: ResolvedKey, requested: RequestedValue
 ) -> NewState:
     """The state a PUT asks for, with its codes checked (422 naming the body field)."""
+    unit = requested.unit
     return NewState(
         key=resolved.key,
-        value=value,
+        value=requested.value,
         unit_id=_code_id(connection, unit_table, unit, "unit")
         if unit
         else resolved.indicator_unit_id,
-        qualifier=qualifier,
-        source_id=_code_id(connection, source_table, source, "source"),
-        quote=quote,
-        note=note,
+        qualifier=requested.qualifier,
+        source_id=_code_id(connection, source_table, requested.source, "source"),
+        quote=requested.quote,
+        note=requested.note,
     )
 
 
-def bump_data_version(connection: Connection) -> int:
-    """Move the data version on (ETags and caches key on it); returns the new version."""
+def bump_data_version(connection: Connection) -> None:
+    """Move the data version on (ETags and caches key on it)."""
     now = utcnow()
     updated = connection.execute(
         update(data_version_table)
@@ -284,4 +303,65 @@ def bump_data_version(connection: Connection) -> int:
     )
     if updated.rowcount == 0:
         connection.execute(insert(data_version_table).values(id=1, version=1, changed_at=now))
-    return int(connection.execute(select(func.max(data_version_table.c.version))).scalar_one())
+
+
+# --- the services behind PUT and DELETE: each one whole change, in its own transaction -------
+
+
+@dataclass(frozen=True)
+class PutResult:
+    action: Action
+    observation: dict[str, Any]  # the value as GET returns it, after the change
+
+    @property
+    def etag(self) -> str:
+        return observation_etag(self.observation["revision"])
+
+
+def put_value(
+    engine: Engine,
+    *,
+    key: ApiKeyInfo,
+    indicator: str,
+    region: str,
+    year: int,
+    requested: RequestedValue,
+    if_match: str | None,
+    if_none_match: str | None,
+) -> PutResult:
+    """Create or replace one value under its preconditions, recording the revision and key."""
+    with write_transaction(engine) as connection:
+        resolved = _resolve_key(connection, indicator=indicator, region=region, year=year)
+        current = current_rows(connection, [resolved.key]).get(resolved.key)
+        check_preconditions(current, if_match=if_match, if_none_match=if_none_match)
+        state = _new_state(connection, resolved, requested)
+        [action] = upsert_observations(connection, [state], recorded_by=key.name)
+        if action != "unchanged":
+            bump_data_version(connection)
+        touch_key(connection, key)
+        row = queries.get_observation(
+            connection, indicator_code=indicator, region_code=region, year=year
+        )
+    assert row is not None  # written in this transaction
+    return PutResult(action=action, observation=row)
+
+
+def delete_value(
+    engine: Engine,
+    *,
+    key: ApiKeyInfo,
+    indicator: str,
+    region: str,
+    year: int,
+    if_match: str | None,
+) -> None:
+    """Remove one published value under If-Match, keeping it in its history; 404 if absent."""
+    with write_transaction(engine) as connection:
+        resolved = _resolve_key(connection, indicator=indicator, region=region, year=year)
+        current = current_rows(connection, [resolved.key]).get(resolved.key)
+        if current is None:
+            raise NotFoundError(f"no published value for {indicator} in {region} in {year}")
+        check_preconditions(current, if_match=if_match, if_none_match=None)
+        delete_observation(connection, current, recorded_by=key.name)
+        bump_data_version(connection)
+        touch_key(connection, key)

@@ -21,9 +21,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, Table, create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
 
-from app.auth import Scope, create_key
 from app.config import PROJECT_ROOT
 from app.db import build_engine, engine_dependency, sqlalchemy_url
+from app.keys import Scope, create_key
 from app.main import create_app
 from app.migrate import upgrade
 from app.models import data_version_table, observation_table, revision_table

@@ -7,8 +7,9 @@ import sys
 from sqlalchemy import func, select
 
 from app.db import build_engine
+from app.keys import Scope, create_key
 from app.models import observation_table, revision_table
-from tests.conftest import DatabaseFactory
+from tests.conftest import ClientFactory, DatabaseFactory
 
 
 def _statsapi(*args: str, database_url: str, cwd=None) -> subprocess.CompletedProcess[str]:
@@ -148,3 +149,51 @@ def test_cli_imports_are_recorded_as_cli_or_the_name_given_never_the_os_user(
     assert _recorded_by(url) == ["cli", "bureau-desk"]
     refused = _statsapi("import", str(path), "--by", "x" * 101, database_url=url)
     assert refused.returncode == 2 and "1 to 100 characters" in refused.stderr
+
+
+def _history(database_url: str) -> list[tuple[object, ...]]:
+    engine = build_engine(database_url)
+    with engine.connect() as connection:
+        columns = (revision_table.c.year, revision_table.c.value, revision_table.c.revision)
+        rows = connection.execute(
+            select(*columns, revision_table.c.action)
+            .where(revision_table.c.quote.like("SYNTHETIC%"))
+            .order_by(*columns)
+        )
+        found = [tuple(row) for row in rows]
+    engine.dispose()
+    return found
+
+
+def test_the_cli_and_the_api_run_the_same_import_alike(
+    databases: DatabaseFactory, make_client: ClientFactory, tmp_path
+) -> None:
+    """`statsapi import` and POST /imports run one service (app/imports.py `run_import`): the
+    same file gives the same counts and the same revisions through either."""
+    header = "indicator,region,year,value,qualifier,note,source,quote\r\n"
+    row = "adaptive_training_trainees,320400,{},{},exact,,cz-tyjrswj-2023-review,SYNTHETIC\r\n"
+    body = header + row.format(2030, 1) + row.format(2031, 2)
+    (tmp_path / "values.csv").write_text(body)
+    by_cli, by_api = databases.fresh("seeded"), databases.fresh("seeded")
+
+    printed = [_statsapi("import", str(tmp_path / "values.csv"), database_url=by_cli)]
+    printed.append(_statsapi("import", str(tmp_path / "values.csv"), database_url=by_cli))
+    engine = build_engine(by_api)
+    api = make_client(engine)
+    token = create_key(engine, name="partner", scopes={Scope.write})
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "text/csv"}
+    answers = [api.post("/api/v1/imports", content=body.encode(), headers=headers)]
+    answers.append(api.post("/api/v1/imports", content=body.encode(), headers=headers))
+    engine.dispose()
+
+    for result, answer in zip(printed, answers, strict=True):
+        assert result.returncode == 0, result.stderr
+        assert answer.status_code == 200, answer.text
+        counts = answer.json()["summary"]["observations"]
+        assert result.stdout.splitlines() == [
+            f"values.csv: observations: {counts['created']} created, "
+            f"{counts['changed']} changed, {counts['unchanged']} unchanged"
+        ]
+    assert answers[1].json()["summary"]["observations"]["unchanged"] == 2
+    created = [(2030, 1, 1, "create"), (2031, 2, 1, "create")]
+    assert _history(by_cli) == _history(by_api) == created

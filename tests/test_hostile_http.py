@@ -21,8 +21,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from starlette.types import Message
 
-from app.auth import Scope, create_key
 from app.config import get_settings
+from app.keys import Scope, create_key
 from app.middleware import DEFAULT_HTML_POLICY, ResponseHeadersMiddleware
 from tests.conftest import ClientFactory, DatabaseFactory, count_statements
 from tests.live import rss_mb, serving

@@ -22,9 +22,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, update
 
-from app.auth import Scope, create_key
+from app import imports as import_service
 from app.bundle import MAX_YEAR, read_bundle_file
 from app.config import get_settings
+from app.keys import Scope, create_key
 from app.models import idempotency_table, utcnow
 from app.routers import imports as imports_router
 from tests.conftest import SEED_DIR, ClientFactory, DatabaseFactory, count_statements
@@ -110,8 +111,8 @@ def test_uploads_are_parsed_off_the_event_loop(api_and_token, monkeypatch) -> No
             loops_seen.append(None)
         return real_parse(body, content_type)
 
-    real_parse = imports_router._parse
-    monkeypatch.setattr(imports_router, "_parse", parse)
+    real_parse = import_service.parse_upload
+    monkeypatch.setattr(import_service, "parse_upload", parse)
     response = _post_csv(api, token, synthetic_csv(3), params={"dry_run": "true"})
     assert response.status_code == 200, response.text
     assert loops_seen == [None]  # parsed in a worker thread, where no event loop runs
@@ -122,14 +123,14 @@ def test_a_second_import_waits_its_turn_then_gets_503_with_retry_after(
 ) -> None:  # type: ignore[no-untyped-def]
     api, token = api_and_token
     parsing, release = threading.Event(), threading.Event()
-    real_parse = imports_router._parse
+    real_parse = import_service.parse_upload
 
     def slow_parse(body: bytes, content_type: str):  # type: ignore[no-untyped-def]
         parsing.set()
         assert release.wait(timeout=10)
         return real_parse(body, content_type)
 
-    monkeypatch.setattr(imports_router, "_parse", slow_parse)
+    monkeypatch.setattr(import_service, "parse_upload", slow_parse)
     monkeypatch.setattr(imports_router, "IMPORT_WAIT_SECONDS", 0.3)
     with api:  # one event loop for every request, as in a worker
         first: list[Any] = []

@@ -22,8 +22,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, bindparam, func, literal, select
 
 from app import queries
-from app.auth import Scope, create_key
 from app.db import build_engine, engine_dependency
+from app.keys import Scope, create_key
 from app.main import create_app
 from app.models import data_version_table, observation_table, revision_table
 from app.prepared import Prepared, fetch, fetch_one, prepare

@@ -6,8 +6,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from app.auth import Scope, create_key
 from app.config import get_settings
+from app.keys import Scope, create_key
 from tests.conftest import ClientFactory
 
 BODY = {"value": 1, "source": "synthetic-test-source", "quote": "synthetic"}

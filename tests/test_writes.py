@@ -16,8 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, insert, select
 
-from app.auth import Scope, create_key, hash_token, revoke_key
 from app.db import write_transaction
+from app.keys import Scope, create_key, hash_token, revoke_key
 from app.models import api_key_table
 from tests.conftest import ClientFactory, bearer, snapshot
 from tests.factories import SYNTHETIC_SOURCE

@@ -8,42 +8,24 @@ with `Retry-After`.
 """
 
 import asyncio
-from typing import Annotated, Any
+from functools import partial
+from typing import Annotated
 from weakref import WeakKeyDictionary
 
-from anyio import CapacityLimiter, move_on_after, to_thread
+from anyio import CapacityLimiter, move_on_after
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 
-from app import idempotency
-from app.auth import Scope, WriteKey, touch_key
-from app.bundle import (
-    BundleError,
-    LoadedBundle,
-    decode_upload,
-    load_uploaded,
-    parse_csv,
-    upload_schemas,
-)
-from app.config import get_settings
-from app.db import EngineDep, write_transaction
-from app.errors import (
-    ForbiddenError,
-    InvalidParameterError,
-    ServiceUnavailableError,
-    UnsupportedMediaTypeError,
-)
-from app.importer import ImportReport, apply_bundle
+from app import idempotency, imports
+from app.auth import WriteKey
+from app.bundle import BundleError, upload_schemas
+from app.db import EngineDep
+from app.errors import InvalidParameterError, ServiceUnavailableError
 from app.reads import run_write
-from app.rendering import dump_json
 from app.routers.docs import COMPONENT_REF, WRITE_ERRORS, problem
 from app.schemas import ImportResult
 
 router = APIRouter(prefix="/imports", tags=["imports"])
-
-CSV_TYPES = {"text/csv", "application/csv"}
-BUNDLE_TYPES = {"application/json", "application/yaml", "application/x-yaml", "text/yaml"}
-REFERENCE_SECTIONS = ("sources", "units", "categories", "regions", "indicators")
 
 # One import at a time per worker: parsing is CPU-bound Python that holds the GIL, and writes
 # take the one write lock in turn, so a second import in the same process gains nothing by
@@ -83,41 +65,6 @@ IMPORT_BODY = {
 }
 
 
-def _parse(body: bytes, content_type: str) -> tuple[str, LoadedBundle]:
-    """The upload parsed and validated; more rows than the limit are refused before any row is
-    validated (a file of a million empty rows costs a count, not a million errors)."""
-    media_type = content_type.split(";")[0].strip().lower()
-    max_rows = get_settings().max_import_rows
-    text = decode_upload(body, name="upload")
-    if media_type in CSV_TYPES:
-        return "csv", parse_csv(text, name="upload", max_rows=max_rows)
-    if media_type in BUNDLE_TYPES:
-        return "bundle", load_uploaded(text, name="upload", max_rows=max_rows)
-    raise UnsupportedMediaTypeError(
-        f"Content-Type {media_type or 'missing'}: send text/csv, application/yaml or "
-        "application/json."
-    )
-
-
-def _summary_body(kind: str, report: ImportReport, *, applied: bool) -> dict[str, Any]:
-    """The answer without its per-row report: what an Idempotency-Key replays."""
-    return {
-        "format": kind,
-        "dry_run": report.dry_run,
-        "applied": applied,
-        "summary": report.summary(),
-    }
-
-
-def _report_body(kind: str, report: ImportReport, *, applied: bool) -> dict[str, Any]:
-    return {
-        **_summary_body(kind, report, applied=applied),
-        "rows": [
-            {"record": row.key, "section": row.section, "action": row.action} for row in report.rows
-        ],
-    }
-
-
 def _bundle_problem(error: BundleError) -> InvalidParameterError:
     """422 listing the first errors (at most bundle.MAX_ERRORS); `error_count` counts them all."""
     errors = [
@@ -129,14 +76,6 @@ def _bundle_problem(error: BundleError) -> InvalidParameterError:
     return InvalidParameterError(
         f"Nothing was imported: {first}{more}.", errors=errors, error_count=error.total
     )
-
-
-def _parse_or_problem(body: bytes, content_type: str) -> tuple[str, LoadedBundle]:
-    """`_parse`, with a bad file turned into its 422 (run in a worker thread: both are heavy)."""
-    try:
-        return _parse(body, content_type)
-    except BundleError as error:
-        raise _bundle_problem(error) from None
 
 
 async def _take_import_slot() -> CapacityLimiter:
@@ -206,58 +145,20 @@ async def import_file(
     body = await request.body()
     slot = await _take_import_slot()
     try:
-        return await _import(request, body, key, engine, dry_run, idempotency_key)
+        outcome = await run_write(
+            partial(
+                imports.import_upload,
+                engine,
+                key=key,
+                body=body,
+                content_type=request.headers.get("content-type", ""),
+                dry_run=dry_run,
+                idempotency_key=idempotency_key,
+            )
+        )
+    except BundleError as error:
+        raise _bundle_problem(error) from None
     finally:
         slot.release()
-
-
-async def _import(
-    request: Request,
-    body: bytes,
-    key: WriteKey,
-    engine: EngineDep,
-    dry_run: bool,
-    idempotency_key: str | None,
-) -> Response:
-    content_type = request.headers.get("content-type", "")
-    kind, loaded = await to_thread.run_sync(_parse_or_problem, body, content_type)
-    defines = [s for s in REFERENCE_SECTIONS if getattr(loaded.bundle, s)]
-    if defines and not key.allows(Scope.admin):
-        raise ForbiddenError(
-            f"Defining {', '.join(defines)} needs a key with the 'admin' scope; "
-            "this key may import observations only."
-        )
-    fingerprint = idempotency.request_hash(
-        body, request.headers.get("content-type", "").encode(), str(dry_run).encode()
-    )
-
-    def write() -> tuple[int, bytes, bool]:
-        with write_transaction(engine, commit=not dry_run) as connection:
-            if idempotency_key and not dry_run:
-                stored = idempotency.find_answer(
-                    connection, api_key_id=key.id, key=idempotency_key, fingerprint=fingerprint
-                )
-                if stored is not None:
-                    return stored.status_code, stored.body.encode(), True
-            try:
-                report = apply_bundle(connection, loaded, recorded_by=key.name, dry_run=dry_run)
-            except BundleError as error:
-                raise _bundle_problem(error) from None
-            if not dry_run:
-                touch_key(connection, key)
-                if idempotency_key:
-                    summary = dump_json(_summary_body(kind, report, applied=True))
-                    stored_answer = idempotency.StoredAnswer(200, summary.decode())
-                    idempotency.store_answer(
-                        connection,
-                        api_key_id=key.id,
-                        key=idempotency_key,
-                        fingerprint=fingerprint,
-                        answer=stored_answer,
-                    )
-        # Rendered after the commit: the write lock is not held while the rows are serialised.
-        return 200, dump_json(_report_body(kind, report, applied=not dry_run)), False
-
-    status, answer, replayed = await run_write(write)
-    headers = {idempotency.REPLAY_HEADER: "true"} if replayed else None
-    return Response(answer, status_code=status, media_type="application/json", headers=headers)
+    headers = {idempotency.REPLAY_HEADER: "true"} if outcome.replayed else None
+    return Response(outcome.answer, media_type="application/json", headers=headers)

@@ -1,15 +1,16 @@
 """Observations: the yearly values, filtered, sorted and paged; one value read, written,
 deleted, and its history."""
 
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.responses import Response
 
 from app import queries, writes
-from app.auth import WriteKey, touch_key
+from app.auth import WriteKey
 from app.catalog import check_codes
-from app.db import EngineDep, read_connection, write_transaction
+from app.db import EngineDep, read_connection
 from app.errors import NotFoundError, UnsupportedMediaTypeError
 from app.params import from_query
 from app.reads import (
@@ -166,37 +167,31 @@ async def put_observation(
     if_none_match: IfNoneMatchStar = None,
 ) -> Response:
     """Create (201) or replace (200) one value; the old state stays in its history."""
-
-    def write() -> tuple[str, dict[str, Any]]:
-        with write_transaction(engine) as connection:
-            resolved = writes.resolve_key(connection, indicator=indicator, region=region, year=year)
-            current = writes.current_rows(connection, [resolved.key]).get(resolved.key)
-            writes.check_preconditions(current, if_match=if_match, if_none_match=if_none_match)
-            state = writes.new_state(
-                connection,
-                resolved,
+    result = await run_write(
+        partial(
+            writes.put_value,
+            engine,
+            key=key,
+            indicator=indicator,
+            region=region,
+            year=year,
+            requested=writes.RequestedValue(
                 value=body.value,
                 qualifier=body.qualifier.value,
                 source=body.source,
                 quote=body.quote,
                 note=body.note,
                 unit=body.unit,
-            )
-            [action] = writes.upsert_observations(connection, [state], recorded_by=key.name)
-            if action != "unchanged":
-                writes.bump_data_version(connection)
-            touch_key(connection, key)
-            row = queries.get_observation(
-                connection, indicator_code=indicator, region_code=region, year=year
-            )
-            assert row is not None
-            return action, row
-
-    action, row = await run_write(write)
-    headers = {"ETag": writes.observation_etag(row["revision"])}
-    if action == "created":
+            ),
+            if_match=if_match,
+            if_none_match=if_none_match,
+        )
+    )
+    headers = {"ETag": result.etag}
+    if result.action == "created":
         headers["Location"] = f"/api/v1/observations/{indicator}/{region}/{year}"
-    return JSONResponse(row, status_code=201 if action == "created" else 200, headers=headers)
+    status = 201 if result.action == "created" else 200
+    return JSONResponse(result.observation, status_code=status, headers=headers)
 
 
 @router.delete(
@@ -214,19 +209,17 @@ async def delete_observation(
     if_match: IfMatch = None,
 ) -> Response:
     """Remove a value from the published data; it stays in its history."""
-
-    def write() -> None:
-        with write_transaction(engine) as connection:
-            resolved = writes.resolve_key(connection, indicator=indicator, region=region, year=year)
-            current = writes.current_rows(connection, [resolved.key]).get(resolved.key)
-            if current is None:
-                raise _not_found(indicator, region, year)
-            writes.check_preconditions(current, if_match=if_match, if_none_match=None)
-            writes.delete_observation(connection, current, recorded_by=key.name)
-            writes.bump_data_version(connection)
-            touch_key(connection, key)
-
-    await run_write(write)
+    await run_write(
+        partial(
+            writes.delete_value,
+            engine,
+            key=key,
+            indicator=indicator,
+            region=region,
+            year=year,
+            if_match=if_match,
+        )
+    )
     return Response(status_code=204)
 
 

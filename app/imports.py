@@ -1,0 +1,165 @@
+"""The import service: a CSV file or a bundle applied in one transaction, all of it or nothing,
+under the rules around it. `POST /imports` and `statsapi import` both run `run_import`.
+
+- Rows: an upload holds at most `max_import_rows` observations, counted before any row is
+  validated (a file of a million empty rows costs a count, not a million errors). A file the
+  CLI reads has no such limit: the operator chooses when the write lock is held, and a whole
+  database's export must import back.
+- Admin rule: defining sources, units, categories, regions or indicators needs a key with the
+  `admin` scope. The CLI has no key: it is the operator, who may define them.
+- Idempotency (API only): with an Idempotency-Key, the first answer's summary is stored in the
+  import's own transaction and replayed for the same key and request (app/idempotency.py).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine
+
+from app import idempotency
+from app.bundle import LoadedBundle, decode_upload, load_uploaded, parse_csv, read_bundle_file
+from app.config import get_settings
+from app.db import write_transaction
+from app.errors import ForbiddenError, UnsupportedMediaTypeError
+from app.importer import ImportReport, apply_bundle
+from app.keys import ApiKeyInfo, Scope, touch_key
+
+CSV_TYPES = {"text/csv", "application/csv"}
+BUNDLE_TYPES = {"application/json", "application/yaml", "application/x-yaml", "text/yaml"}
+REFERENCE_SECTIONS = ("sources", "units", "categories", "regions", "indicators")
+UPLOAD_NAME = "upload"  # how errors name an uploaded file
+
+
+@dataclass(frozen=True)
+class ParsedFile:
+    format: str  # "csv" or "bundle"
+    loaded: LoadedBundle
+
+
+@dataclass(frozen=True)
+class ImportOutcome:
+    """What an import did: its JSON answer (the public `ImportResult`) and the report behind
+    it; on an Idempotency-Key replay, the first answer's summary and no report."""
+
+    answer: bytes
+    report: ImportReport | None
+    replayed: bool = False
+
+
+def parse_upload(body: bytes, content_type: str) -> ParsedFile:
+    """An uploaded file parsed and validated, within the row limit (BundleError if not)."""
+    media_type = content_type.split(";")[0].strip().lower()
+    max_rows = get_settings().max_import_rows
+    text = decode_upload(body, name=UPLOAD_NAME)
+    if media_type in CSV_TYPES:
+        return ParsedFile("csv", parse_csv(text, name=UPLOAD_NAME, max_rows=max_rows))
+    if media_type in BUNDLE_TYPES:
+        return ParsedFile("bundle", load_uploaded(text, name=UPLOAD_NAME, max_rows=max_rows))
+    raise UnsupportedMediaTypeError(
+        f"Content-Type {media_type or 'missing'}: send text/csv, application/yaml or "
+        "application/json."
+    )
+
+
+def read_file(path: Path) -> ParsedFile:
+    """A file on this machine parsed and validated: CSV by its suffix, else a bundle, whose
+    `text_file`s are read from its folder."""
+    if path.suffix.lower() == ".csv":
+        text = decode_upload(path.read_bytes(), name=path.name)
+        return ParsedFile("csv", parse_csv(text, name=path.name))
+    return ParsedFile("bundle", read_bundle_file(path))
+
+
+def _check_scope(key: ApiKeyInfo | None, loaded: LoadedBundle) -> None:
+    defines = [section for section in REFERENCE_SECTIONS if getattr(loaded.bundle, section)]
+    if defines and key is not None and not key.allows(Scope.admin):
+        raise ForbiddenError(
+            f"Defining {', '.join(defines)} needs a key with the 'admin' scope; "
+            "this key may import observations only."
+        )
+
+
+def _summary(parsed: ParsedFile, report: ImportReport, *, applied: bool) -> dict[str, Any]:
+    """The answer without its per-row report: what an Idempotency-Key replays."""
+    return {
+        "format": parsed.format,
+        "dry_run": report.dry_run,
+        "applied": applied,
+        "summary": report.summary(),
+    }
+
+
+def _answer(parsed: ParsedFile, report: ImportReport, *, applied: bool) -> bytes:
+    rows = [{"record": r.key, "section": r.section, "action": r.action} for r in report.rows]
+    return orjson.dumps({**_summary(parsed, report, applied=applied), "rows": rows})
+
+
+@dataclass(frozen=True)
+class Retry:
+    """An Idempotency-Key and the fingerprint of the request it was sent with."""
+
+    key: str
+    fingerprint: str
+
+
+def run_import(
+    engine: Engine,
+    parsed: ParsedFile,
+    *,
+    key: ApiKeyInfo | None,
+    recorded_by: str,
+    dry_run: bool,
+    retry: Retry | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> ImportOutcome:
+    """Apply a parsed file in one transaction under the admin rule (`key` None: the operator),
+    replaying or storing `retry`'s answer; BundleError, writing nothing, if a record is wrong."""
+    _check_scope(key, parsed.loaded)
+    with write_transaction(engine, commit=not dry_run) as connection:
+        if retry and key and not dry_run:
+            stored = idempotency.find_answer(
+                connection, api_key_id=key.id, key=retry.key, fingerprint=retry.fingerprint
+            )
+            if stored is not None:
+                return ImportOutcome(stored.encode(), report=None, replayed=True)
+        report = apply_bundle(
+            connection,
+            parsed.loaded,
+            recorded_by=recorded_by,
+            dry_run=dry_run,
+            on_progress=on_progress,
+        )
+        if key and not dry_run:
+            touch_key(connection, key)
+            if retry:
+                summary = orjson.dumps(_summary(parsed, report, applied=True)).decode()
+                idempotency.store_answer(
+                    connection,
+                    api_key_id=key.id,
+                    key=retry.key,
+                    fingerprint=retry.fingerprint,
+                    summary=summary,
+                )
+    # Rendered after the commit: the write lock is not held while the rows are serialised.
+    return ImportOutcome(_answer(parsed, report, applied=not dry_run), report=report)
+
+
+def import_upload(
+    engine: Engine,
+    *,
+    key: ApiKeyInfo,
+    body: bytes,
+    content_type: str,
+    dry_run: bool,
+    idempotency_key: str | None,
+) -> ImportOutcome:
+    """`POST /imports`: parse an upload within the row limit, then `run_import` it as `key`."""
+    parsed = parse_upload(body, content_type)
+    retry = None
+    if idempotency_key:
+        fingerprint = idempotency.request_hash(body, content_type.encode(), str(dry_run).encode())
+        retry = Retry(idempotency_key, fingerprint)
+    return run_import(engine, parsed, key=key, recorded_by=key.name, dry_run=dry_run, retry=retry)
