@@ -308,7 +308,7 @@ def _comparison_values(
     years: YearPair, where: Selection, as_of: datetime | None
 ) -> tuple[ComparisonShape, dict[str, Any]]:
     """The shape (part `all`) and the bound values of a comparison table."""
-    shape = ComparisonShape(where.shape(), as_of is not None)
+    shape = ComparisonShape(where.shape, as_of is not None)
     values = {"year": years.year, "base_year": years.base_year, "as_of": as_of, **where.bound()}
     return shape, values
 
@@ -451,7 +451,7 @@ def list_series(
 ) -> list[dict[str, Any]]:
     """The yearly values of one indicator per region, in region and year order."""
     values = {"code": indicator_code, **filters.where.bound()}
-    return fetch(connection, series_statement(filters.where.shape()), values)
+    return fetch(connection, series_statement(filters.where.shape), values)
 
 
 def get_series(

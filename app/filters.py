@@ -15,6 +15,7 @@ import keyword
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Table, bindparam
@@ -40,17 +41,17 @@ LIST_KINDS = frozenset({Kind.codes, Kind.choices})
 YEAR_KINDS = frozenset({Kind.year, Kind.year_from, Kind.year_to})
 
 
-@dataclass(frozen=True)
+# A declaration is its own identity (a statement's shape compares and hashes the declarations
+# it holds, on every request): two declarations are never the same filter.
+@dataclass(frozen=True, eq=False)
 class Filter:
     name: str  # the query parameter, and the stem of its bound parameters
     kind: Kind
     column: str  # "table.column"; "states.column" for the observation rows
-    # Only the above decide the SQL (a statement's shape compares them); the rest is checks
-    # (the table holding the allowed codes; the enum of allowed values) and documentation.
-    checked_by: Table | None = field(default=None, compare=False, repr=False)
-    choices: type[Enum] | None = field(default=None, compare=False, repr=False)
-    description: str = field(default="", compare=False, repr=False)
-    example: Any = field(default=None, compare=False, repr=False)
+    checked_by: Table | None = field(default=None, repr=False)  # the allowed codes' table
+    choices: type[Enum] | None = field(default=None, repr=False)  # the allowed values
+    description: str = field(default="", repr=False)
+    example: Any = field(default=None, repr=False)
 
     @property
     def repeatable(self) -> bool:
@@ -162,29 +163,32 @@ class Selection:
     values: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        undeclared = set(self.values) - {f.name for f in self.declared}
+        undeclared = self.values.keys() - {f.name for f in self.declared}
         if undeclared:
             raise ValueError(f"no such filter here: {sorted(undeclared)}")
+        every = {
+            f.name: self.values.get(f.name, () if f.repeatable else None) for f in self.declared
+        }
+        object.__setattr__(self, "values", every)
 
     def get(self, name: str) -> Any:
         """The value of the filter `name`: () or None when absent."""
-        [declared] = [f for f in self.declared if f.name == name]
-        return self.values.get(name, () if declared.repeatable else None)
+        return self.values[name]
 
+    @cached_property
     def shape(self) -> Shape:
-        """Each given filter, with its number of values."""
-        counts = ((f, self._count(f)) for f in self.declared)
+        """Each given filter, with its number of values (1 for a year)."""
+        counts = (
+            (f, len(value) if f.repeatable else int(value is not None))
+            for f, value in zip(self.declared, self.values.values(), strict=True)
+        )
         return tuple((f, count) for f, count in counts if count)
 
-    def _count(self, declared: Filter) -> int:
-        value = self.get(declared.name)
-        return len(value) if declared.repeatable else int(value is not None)
-
     def bound(self) -> dict[str, Any]:
-        """The values for the conditions of `shape()`, by bound parameter name."""
+        """The values for the conditions of `shape`, by bound parameter name."""
         values: dict[str, Any] = {}
-        for declared, _count in self.shape():
-            value = self.get(declared.name)
+        for declared, _count in self.shape:
+            value = self.values[declared.name]
             if declared.repeatable:
                 values.update(list_values(declared.name, value))
             else:

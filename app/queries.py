@@ -438,7 +438,7 @@ class ListShape:
     @classmethod
     def of(cls, filters: ObservationFilters) -> "ListShape":
         return cls(
-            filters=filters.where.shape(),
+            filters=filters.where.shape,
             latest=filters.latest is not None,
             as_of=filters.as_of is not None,
             changed_after=filters.changed_after is not None,

@@ -53,7 +53,7 @@ def test_comparisons_are_the_same_rows_through_the_cursor_and_through_core(
     engine, between = history
     where = Selection(COMPARISON_FILTERS, {name: tuple(codes) for name, codes in filters.items()})
     for as_of in (None, between):
-        shape = comparisons.ComparisonShape(where.shape(), as_of=as_of is not None)
+        shape = comparisons.ComparisonShape(where.shape, as_of=as_of is not None)
         values: dict[str, Any] = {"year": 2023, "base_year": 2022, "as_of": as_of}
         for name, codes in filters.items():
             values.update({f"{name}_{i}": code for i, code in enumerate(codes)})
