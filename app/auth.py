@@ -15,12 +15,12 @@ from starlette.datastructures import Headers
 from starlette.types import Scope as HTTPScope
 
 from app import limiter
+from app.blocking import run_db
 from app.config import get_settings
 from app.db import EngineDep
 from app.errors import ForbiddenError, UnauthorizedError
 from app.keys import ApiKeyInfo, Scope, find_key
 from app.ratelimit import client_address
-from app.reads import run_db
 
 REALM = "statsapi"
 KEY_STATE = "api_key"  # where `authenticate` keeps the request's key (scope["state"])

@@ -47,13 +47,11 @@ from pydantic import (
 )
 from yaml.composer import ComposerError
 
+from app.bounds import CODE_PATTERN, MAX_YEAR, MIN_YEAR, REGION_CODE_PATTERN
 from app.decimals import DecimalRangeError, parse_decimal
 from app.models import MeasureType, Qualifier, RegionLevel
 
 FORMAT = "statsapi-bundle/1"
-CODE_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
-REGION_CODE_PATTERN = r"^[0-9]{6}$"
-MIN_YEAR, MAX_YEAR = 1949, 2100
 
 # A file with a million faulty rows would otherwise answer a million errors (hundreds of MB):
 # the first MAX_ERRORS are listed, the rest only counted. A partner fixes a file from its

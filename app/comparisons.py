@@ -32,6 +32,12 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, Select, and_, bindparam, func, select
 
+from app.filters import (
+    COMPARISON_FILTERS,
+    Selection,
+    Shape,
+    conditions,
+)
 from app.models import (
     MeasureType,
     Qualifier,
@@ -42,8 +48,8 @@ from app.models import (
     revision_table as revision,
     unit_table as unit,
 )
-from app.prepared import fetch, in_list, list_values, statement_cache
-from app.queries import observation_states
+from app.prepared import fetch, statement_cache
+from app.queries import list_categories, list_indicators_by_code, observation_states
 
 APPROXIMATE_TOLERANCE = Decimal("0.10")
 PERCENT_UNITS = frozenset({"percent"})
@@ -162,6 +168,8 @@ def cagr_pct(
 
 # --- SQL ---------------------------------------------------------------------------------
 
+# The tables that choose the pairs, by the names filters use (app/filters.py).
+PAIR_TABLES = {"indicator": indicator, "category": category, "region": region}
 LABELS = (
     indicator.c.code.label("indicator"),
     indicator.c.name_zh.label("indicator_name_zh"),
@@ -175,28 +183,51 @@ LABELS = (
 
 
 @dataclass(frozen=True)
+class YearPair:
+    """The year compared and the earlier one it is compared with."""
+
+    year: int
+    base_year: int
+
+
+@dataclass(frozen=True)
+class ComparisonFilters:
+    """Which pairs of one page: the declared filters (app/filters.py), the vintage, the page."""
+
+    years: YearPair
+    where: Selection
+    as_of: datetime | None = None
+    limit: int = 100
+    offset: int = 0
+
+    @property
+    def heavy(self) -> bool:
+        """Pairs drawn from every indicator (no category or indicator filter), or from the
+        history, make the work grow with the database."""
+        narrowed = self.where.get("category") or self.where.get("indicator")
+        return self.as_of is not None or not narrowed
+
+
+@dataclass(frozen=True)
+class SummaryFilters:
+    years: YearPair
+    where: Selection
+
+
+@dataclass(frozen=True)
+class SeriesFilters:
+    where: Selection
+
+
+@dataclass(frozen=True)
 class ComparisonShape:
     """What decides the SQL text of a comparison table (the values are bound), and which part
     of it: every row (`all`, for summaries), one page (`page`: `limit`, `offset` bound) or
     the number of rows over all pages (`count`)."""
 
-    categories: int = 0
-    indicators: int = 0
-    regions: int = 0
+    filters: Shape = ()
     as_of: bool = False
     part: Literal["all", "page", "count"] = "all"
-
-
-def _bound_filters(shape: ComparisonShape) -> list[Any]:
-    return [
-        in_list(column, name, count)
-        for column, name, count in (
-            (category.c.code, "category", shape.categories),
-            (indicator.c.code, "indicator", shape.indicators),
-            (region.c.code, "region", shape.regions),
-        )
-        if count
-    ]
 
 
 @statement_cache
@@ -220,7 +251,7 @@ def comparison_statement(shape: ComparisonShape) -> Select[Any]:
             .join(region, observations.c.region_id == region.c.id)
         )
         .where(observations.c.year.in_((bindparam("year"), bindparam("base_year"))))
-        .where(*_bound_filters(shape))
+        .where(*conditions(shape.filters, {**PAIR_TABLES, "states": observations}))
         .group_by(observations.c.indicator_id, observations.c.region_id)
         .subquery("series")
     )
@@ -274,35 +305,20 @@ def comparison_statement(shape: ComparisonShape) -> Select[Any]:
 
 
 def _comparison_values(
-    year: int,
-    base_year: int,
-    categories: Sequence[str],
-    indicators: Sequence[str],
-    regions: Sequence[str],
-    as_of: datetime | None,
+    years: YearPair, where: Selection, as_of: datetime | None
 ) -> tuple[ComparisonShape, dict[str, Any]]:
     """The shape (part `all`) and the bound values of a comparison table."""
-    shape = ComparisonShape(len(categories), len(indicators), len(regions), as_of is not None)
-    values: dict[str, Any] = {"year": year, "base_year": base_year, "as_of": as_of}
-    for name, codes in (("category", categories), ("indicator", indicators), ("region", regions)):
-        values.update(list_values(name, codes))
+    shape = ComparisonShape(where.shape, as_of is not None)
+    values = {"year": years.year, "base_year": years.base_year, "as_of": as_of, **where.bound()}
     return shape, values
 
 
 def page_comparisons(
-    connection: Connection,
-    *,
-    year: int,
-    base_year: int,
-    limit: int,
-    offset: int,
-    categories: Sequence[str] = (),
-    indicators: Sequence[str] = (),
-    regions: Sequence[str] = (),
-    as_of: datetime | None = None,
+    connection: Connection, filters: ComparisonFilters
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of `list_comparisons` (same order), and the number of rows over all pages."""
-    shape, values = _comparison_values(year, base_year, categories, indicators, regions, as_of)
+    shape, values = _comparison_values(filters.years, filters.where, filters.as_of)
+    limit, offset = filters.limit, filters.offset
     values.update(limit=limit, offset=offset)
     rows = fetch(connection, comparison_statement(replace(shape, part="page")), values)
     if rows and offset == 0 and len(rows) < limit:
@@ -311,24 +327,29 @@ def page_comparisons(
         total = fetch(connection, comparison_statement(replace(shape, part="count")), values)[0][
             "total"
         ]
-    return [_comparison_row(row, year, base_year) for row in rows], total
+    return [_comparison_row(row, filters.years) for row in rows], total
 
 
 def list_comparisons(
     connection: Connection,
     *,
-    year: int,
-    base_year: int,
-    categories: Sequence[str] = (),
-    indicators: Sequence[str] = (),
-    regions: Sequence[str] = (),
+    years: YearPair,
+    where: Selection = Selection(COMPARISON_FILTERS),
     as_of: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Every indicator x region with a value in `year` or `base_year`, compared (one statement),
     from the data as published now or as it stood at `as_of`."""
-    shape, values = _comparison_values(year, base_year, categories, indicators, regions, as_of)
+    shape, values = _comparison_values(years, where, as_of)
     rows = fetch(connection, comparison_statement(shape), values)
-    return [_comparison_row(row, year, base_year) for row in rows]
+    return [_comparison_row(row, years) for row in rows]
+
+
+def summarize_comparisons(connection: Connection, filters: SummaryFilters) -> list[dict[str, Any]]:
+    """Per category (those asked for, else all): the tiles of `summarize`."""
+    rows = list_comparisons(connection, years=filters.years, where=filters.where)
+    asked = filters.where.get("category")
+    categories = [c for c in list_categories(connection) if not asked or c["code"] in asked]
+    return summarize(rows, categories)
 
 
 _LABEL_KEYS = (
@@ -346,15 +367,15 @@ _LABEL_KEYS = (
 )
 
 
-def _comparison_row(row: dict[str, Any], year: int, base_year: int) -> dict[str, Any]:
+def _comparison_row(row: dict[str, Any], years: YearPair) -> dict[str, Any]:
     current = _value_from(row["value"], row["qualifier"], row["current_unit"])
     base = _value_from(row["base_value"], row["base_qualifier"], row["base_unit"])
     data = {key: row[key] for key in _LABEL_KEYS}
     data.update(
-        year=year,
+        year=years.year,
         value=row["value"],
         qualifier=row["qualifier"],
-        base_year=base_year,
+        base_year=years.base_year,
         base_value=row["base_value"],
         base_qualifier=row["base_qualifier"],
     )
@@ -401,16 +422,10 @@ def summarize(
 
 
 @statement_cache
-def series_statement(regions: int, from_year: bool, to_year: bool) -> Select[Any]:
-    """One indicator's values per region and year (values bound: code, region_i, from/to)."""
+def series_statement(filters: Shape) -> Select[Any]:
+    """One indicator's values per region and year (values bound: `code` and the filters')."""
     value_unit = unit.alias("value_unit")
-    conditions = [indicator.c.code == bindparam("code")]
-    if regions:
-        conditions.append(in_list(region.c.code, "region", regions))
-    if from_year:
-        conditions.append(observation.c.year >= bindparam("from_year"))
-    if to_year:
-        conditions.append(observation.c.year <= bindparam("to_year"))
+    tables = {"indicator": indicator, "region": region, "states": observation}
     return (
         select(
             region.c.code.label("region"),
@@ -426,24 +441,31 @@ def series_statement(regions: int, from_year: bool, to_year: bool) -> Select[Any
             .join(region, observation.c.region_id == region.c.id)
             .join(value_unit, observation.c.unit_id == value_unit.c.id)
         )
-        .where(*conditions)
+        .where(indicator.c.code == bindparam("code"), *conditions(filters, tables))
         .order_by(region.c.code, observation.c.year)
     )
 
 
 def list_series(
-    connection: Connection,
-    *,
-    indicator_code: str,
-    regions: Sequence[str] = (),
-    from_year: int | None = None,
-    to_year: int | None = None,
+    connection: Connection, indicator_code: str, filters: SeriesFilters
 ) -> list[dict[str, Any]]:
-    """The yearly values of one indicator per region, each compared with its previous year."""
-    statement = series_statement(len(regions), from_year is not None, to_year is not None)
-    values = {"code": indicator_code, "from_year": from_year, "to_year": to_year}
-    values.update(list_values("region", regions))
-    return fetch(connection, statement, values)
+    """The yearly values of one indicator per region, in region and year order."""
+    values = {"code": indicator_code, **filters.where.bound()}
+    return fetch(connection, series_statement(filters.where.shape), values)
+
+
+def get_series(
+    connection: Connection, indicator_code: str, filters: SeriesFilters
+) -> dict[str, Any] | None:
+    """An indicator and its series per region, with changes and the CAGR; None if no such
+    indicator."""
+    found = list_indicators_by_code(connection, codes=[indicator_code])
+    if not found:
+        return None
+    [indicator_dict] = found
+    rows = list_series(connection, indicator_code, filters)
+    rate = is_rate(indicator_dict["measure_type"], indicator_dict["unit"]["code"])
+    return {"indicator": indicator_dict, "series": build_series(rows, rate=rate)}
 
 
 def build_series(rows: Sequence[dict[str, Any]], *, rate: bool) -> list[dict[str, Any]]:

@@ -49,7 +49,7 @@ def _reader(model: type[M]) -> Any:
             if name in repeatable:
                 raw.setdefault(name, []).append(value)
             else:
-                raw[name] = value  # a repeated single value is refused before this (reads.py)
+                raw[name] = value  # a repeated single value is refused before this (guards.py)
         try:
             return model.model_validate(raw)
         except ValidationError as error:

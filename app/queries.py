@@ -6,10 +6,17 @@ dicts shaped like the public schemas (app/schemas.py), ready to render as JSON o
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, false, func, literal_column, or_, select
 
+from app.filters import (
+    YEAR_KINDS,
+    Selection,
+    Shape,
+    conditions,
+)
 from app.models import (
     category_table as category,
     data_version_table as data_version,
@@ -21,7 +28,6 @@ from app.models import (
     unit_table as unit,
 )
 from app.prepared import fetch, fetch_one, in_list, list_values, statement_cache
-from app.schemas import ObservationQuery
 
 parent_region = region.alias("parent_region")
 
@@ -129,7 +135,7 @@ def _category_dict(row: Any) -> dict[str, Any]:
     }
 
 
-def get_category(connection: Connection, *, code: str) -> dict[str, Any] | None:
+def get_category(connection: Connection, code: str) -> dict[str, Any] | None:
     """One category with its indicators, or None."""
     categories = [c for c in list_categories(connection) if c["code"] == code]
     if not categories:
@@ -138,15 +144,18 @@ def get_category(connection: Connection, *, code: str) -> dict[str, Any] | None:
     return {**categories[0], "indicators": [_indicator_dict(row._mapping) for row in rows]}
 
 
-def list_indicators(
-    connection: Connection,
-    *,
-    categories: list[str],
-    text: str | None,
-    regions: list[str],
-    year: int | None,
-) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class IndicatorFilters:
+    """Which indicators: by category, name text, and where and when they have data."""
+
+    where: Selection
+    text: str | None = None
+
+
+def list_indicators(connection: Connection, filters: IndicatorFilters) -> list[dict[str, Any]]:
     """Indicators, filtered by category, name text, and where/when they have data."""
+    categories, regions = filters.where.get("category"), filters.where.get("region")
+    text, year = filters.text, filters.where.get("year")
     statement = _indicator_select()
     if categories:
         statement = statement.where(category.c.code.in_(categories))
@@ -182,7 +191,7 @@ def list_indicators_by_code(connection: Connection, *, codes: list[str]) -> list
     return [_indicator_dict(row) for row in rows]
 
 
-def get_indicator(connection: Connection, *, code: str) -> dict[str, Any] | None:
+def get_indicator(connection: Connection, code: str) -> dict[str, Any] | None:
     """One indicator with the years and regions that have data, or None."""
     row = connection.execute(_indicator_select().where(indicator.c.code == code)).first()
     if row is None:
@@ -234,7 +243,7 @@ def list_regions(connection: Connection) -> list[dict[str, Any]]:
     return [row_dict(row) for row in rows]
 
 
-def get_region(connection: Connection, *, code: str) -> dict[str, Any] | None:
+def get_region(connection: Connection, code: str) -> dict[str, Any] | None:
     """One region with its children and the years that have data there, or None."""
     regions = list_regions(connection)
     found = next((r for r in regions if r["code"] == code), None)
@@ -277,13 +286,14 @@ def _source_dict(row: Any) -> dict[str, Any]:
         "year_covered": row.year_covered,
         "language": row.language,
         "text_sha256": row.text_sha256,
-        "text_url": f"/api/v1/sources/{row.code}/text" if row.has_text else None,
+        "has_text": row.has_text,
         "observation_count": row.observation_count,
     }
 
 
-def list_sources(connection: Connection, *, code: str | None = None) -> list[dict[str, Any]]:
-    """Sources by publication date (not their texts), or the one with `code`."""
+def list_sources(connection: Connection, code: str | None = None) -> list[dict[str, Any]]:
+    """Sources by publication date (not their texts, but whether one is stored), or the one
+    with `code`."""
     counts = (
         select(observation.c.source_id, func.count().label("n"))
         .group_by(observation.c.source_id)
@@ -303,7 +313,7 @@ def list_sources(connection: Connection, *, code: str | None = None) -> list[dic
     return [_source_dict(row) for row in connection.execute(statement)]
 
 
-def get_source_text(connection: Connection, *, code: str) -> tuple[bool, str | None]:
+def get_source_text(connection: Connection, code: str) -> tuple[bool, str | None]:
     """(whether the source exists, its stored text or None)."""
     row = connection.execute(select(source.c.text).where(source.c.code == code)).first()
     return (row is not None, row.text if row else None)
@@ -385,84 +395,72 @@ def _order_by(sort: str, states: Any) -> list[Any]:
     return [columns[key[1:]].desc() if key.startswith("-") else columns[key].asc() for key in keys]
 
 
+# An OFFSET reads every row it skips: a page further than this is heavy work (app/blocking.py),
+# about a millisecond per 10,000 rows skipped on SQLite.
+CHEAP_OFFSET = 10_000
+DEFAULT_SORT = "indicator,region,year"
+
+
+@dataclass(frozen=True)
+class ObservationFilters:
+    """What an observation list asks for: the declared filters' values (app/filters.py), the
+    latest N years of each series, the vintage (`as_of`), changes since (`changed_after`),
+    the order and the page."""
+
+    where: Selection
+    sort: str = DEFAULT_SORT
+    latest: int | None = None
+    as_of: datetime | None = None
+    changed_after: datetime | None = None
+    limit: int = 100
+    offset: int = 0
+
+    @property
+    def heavy(self) -> bool:
+        """Whether the work grows with the history or the offset rather than with the page."""
+        return (
+            self.as_of is not None or self.changed_after is not None or self.offset > CHEAP_OFFSET
+        )
+
+
 @dataclass(frozen=True)
 class ListShape:
     """What decides the SQL text of an observation list: which filters, how many codes in each,
     the sort. The values themselves are bound (`list_parameters`), so one statement per shape is
     built and compiled once (app/prepared.py)."""
 
-    categories: int = 0
-    indicators: int = 0
-    regions: int = 0
-    qualifiers: int = 0
-    year: bool = False
-    from_: bool = False
-    to: bool = False
+    filters: Shape = ()
     latest: bool = False
     as_of: bool = False
     changed_after: bool = False
     sort: str = ""
 
     @classmethod
-    def of(cls, query: ObservationQuery) -> "ListShape":
+    def of(cls, filters: ObservationFilters) -> "ListShape":
         return cls(
-            categories=len(query.category),
-            indicators=len(query.indicator),
-            regions=len(query.region),
-            qualifiers=len(query.qualifier),
-            year=query.year is not None,
-            from_=query.from_ is not None,
-            to=query.to is not None,
-            latest=query.latest is not None,
-            as_of=query.as_of is not None,
-            changed_after=query.updated_after is not None,
-            sort=query.sort,
+            filters=filters.where.shape,
+            latest=filters.latest is not None,
+            as_of=filters.as_of is not None,
+            changed_after=filters.changed_after is not None,
+            sort=filters.sort,
         )
 
 
-def list_parameters(query: ObservationQuery) -> dict[str, Any]:
-    """The values bound into the statement of `ListShape.of(query)`."""
-    values: dict[str, Any] = {
-        "year": query.year,
-        "from_year": query.from_,
-        "to_year": query.to,
-        "latest": query.latest,
-        "as_of": query.as_of,
-        "changed_after": query.updated_after,
-        "limit": query.limit,
-        "offset": query.offset,
+def list_parameters(filters: ObservationFilters) -> dict[str, Any]:
+    """The values bound into the statement of `ListShape.of(filters)`."""
+    return {
+        **filters.where.bound(),
+        "latest": filters.latest,
+        "as_of": filters.as_of,
+        "changed_after": filters.changed_after,
+        "limit": filters.limit,
+        "offset": filters.offset,
     }
-    for name, codes in (
-        ("category", query.category),
-        ("indicator", query.indicator),
-        ("region", query.region),
-        ("qualifier", [q.value for q in query.qualifier]),
-    ):
-        values.update(list_values(name, codes))
-    return values
-
-
-def _year_filters(states: Any, shape: ListShape) -> list[Any]:
-    conditions = []
-    if shape.year:
-        conditions.append(states.c.year == bindparam("year"))
-    if shape.from_:
-        conditions.append(states.c.year >= bindparam("from_year"))
-    if shape.to:
-        conditions.append(states.c.year <= bindparam("to_year"))
-    return conditions
 
 
 def _conditions(shape: ListShape, states: Any) -> list[Any]:
-    conditions = _year_filters(states, shape)
-    if shape.categories:
-        conditions.append(in_list(category.c.code, "category", shape.categories))
-    if shape.indicators:
-        conditions.append(in_list(indicator.c.code, "indicator", shape.indicators))
-    if shape.regions:
-        conditions.append(in_list(region.c.code, "region", shape.regions))
-    if shape.qualifiers:
-        conditions.append(in_list(states.c.qualifier, "qualifier", shape.qualifiers))
+    tables = {**JOINED_TABLES, "states": states}
+    where = conditions(shape.filters, tables)
     if shape.latest:
         # Rank each series' years before any series filter, so filters never change them.
         rank = (
@@ -473,10 +471,21 @@ def _conditions(shape: ListShape, states: Any) -> list[Any]:
             )
             .label("rank")
         )
-        ranked = select(states.c.id, rank).where(*_year_filters(states, shape)).subquery()
+        years = conditions(shape.filters, tables, kinds=YEAR_KINDS)
+        ranked = select(states.c.id, rank).where(*years).subquery()
         latest = select(ranked.c.id).where(ranked.c.rank <= bindparam("latest"))
-        conditions.append(states.c.id.in_(latest))
-    return conditions
+        where.append(states.c.id.in_(latest))
+    return where
+
+
+# The tables an observation list joins (`_joined`), by the names filters use (app/filters.py).
+JOINED_TABLES = {
+    "indicator": indicator,
+    "category": category,
+    "unit": unit,
+    "region": region,
+    "source": source,
+}
 
 
 def _joined(states: Any) -> Any:
@@ -513,13 +522,13 @@ def list_statements(shape: ListShape) -> tuple[Select[Any], Select[Any]]:
 
 
 def list_observations(
-    connection: Connection, *, query: ObservationQuery
+    connection: Connection, filters: ObservationFilters
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of observations with their labels, and the total over all pages."""
-    page, count = list_statements(ListShape.of(query))
-    values = list_parameters(query)
+    page, count = list_statements(ListShape.of(filters))
+    values = list_parameters(filters)
     rows = fetch(connection, page, values)
-    if rows and query.offset == 0 and len(rows) < query.limit:
+    if rows and filters.offset == 0 and len(rows) < filters.limit:
         total = len(rows)  # the whole result fits on this page: no need to count
     else:
         total = fetch(connection, count, values)[0]["total"]
@@ -527,7 +536,7 @@ def list_observations(
 
 
 def get_observation(
-    connection: Connection, *, indicator_code: str, region_code: str, year: int
+    connection: Connection, indicator_code: str, region_code: str, year: int
 ) -> dict[str, Any] | None:
     """One published observation with its labels, or None."""
     states = observation_states()
@@ -571,7 +580,7 @@ def _observation_dict(row: Any) -> dict[str, Any]:
 
 
 def list_revisions(
-    connection: Connection, *, indicator_code: str, region_code: str, year: int
+    connection: Connection, indicator_code: str, region_code: str, year: int
 ) -> list[dict[str, Any]]:
     """Every state an observation has had, oldest first (deletions included)."""
     rows = connection.execute(

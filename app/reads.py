@@ -1,46 +1,39 @@
-"""Serving a read: data version, conditional request, the query, the response and its headers.
+"""Answering a GET: 304 when the client's copy is current, else the data, and the responses
+built from that answer.
 
-Every GET that reads data goes through `serve_read`. The data version (one row, moved by every
-write) makes the ETag: the same version, path, query and format give the same ETag on every
-worker and server, and `If-None-Match` gets a 304 before any other SQL runs.
+The data version (one row, moved by every write) makes the ETag: the same version, path, query
+and representation give the same ETag on every worker and server. `If-None-Match` gets a 304
+before the parameters are parsed (`revalidate`), or else inside the read's own transaction
+(`read`), before any query of the answer runs.
 
-Blocking database calls: SQLite answers the short, bounded queries in microseconds, so they run
-on the event loop (a thread-pool hop per request cost about two thirds of the throughput here,
-../shared/PERFORMANCE.md). Reads whose work grows with the history or with whole years rather
-than with the answer (`heavy`: `as_of`, `updated_after`, comparisons of every series) run in
-the thread pool, so that `/healthz` and the cheap reads never wait behind them (issue 11: four
-clients reading `as_of` pushed `/healthz` to 4.4 s). PostgreSQL calls cross the network and can
-stall during an outage, so they all run in the thread pool. Every SQLite read is also bounded in
-time (app/db.py `read_connection`).
+A route reads top to bottom: parse its parameters into a filter object, `read` (one call,
+answering `NotModified` or `Fresh[data]`), render with the helpers below.
 """
 
-import asyncio
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from email.utils import format_datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar, TypeVarTuple
 
-from anyio import CapacityLimiter, to_thread
 from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy import Connection, Engine
 
-from app.catalog import Catalog, get_catalog
-from app.config import get_settings
-from app.db import EngineDep, read_connection
-from app.errors import InvalidParameterError, NotFoundError
+from app.blocking import run_read
+from app.catalog import get_catalog
+from app.db import EngineDep
+from app.errors import NotFoundError
+from app.etags import cache_headers, etag_matches, make_etag
+from app.filters import Selection
+from app.guards import check_parameters
 from app.queries import get_data_version
 from app.ratelimit import limit_reads
 from app.rendering import JSONResponse, csv_response, wants_csv
 from app.schemas import csv_columns
 
 T = TypeVar("T")
-
-
-REPEATABLE_PARAMETERS = frozenset({"category", "indicator", "region", "qualifier"})
+Ts = TypeVarTuple("Ts")
 
 
 async def before_api_request(request: Request, engine: EngineDep) -> None:
@@ -52,154 +45,105 @@ async def before_api_request(request: Request, engine: EngineDep) -> None:
     await revalidate(request, engine)
 
 
-def check_parameters(request: Request) -> None:
-    """422 for a parameter given twice that takes one value (`?q=a&q=b`), instead of silently
-    keeping the last (code filters are the repeatable ones), and for a NUL character, which
-    PostgreSQL cannot store or compare."""
-    seen: set[str] = set()
-    for name, value in request.query_params.multi_items():
-        if name in seen and name not in REPEATABLE_PARAMETERS:
-            raise InvalidParameterError.for_field("query", name, "given more than once")
-        if "\x00" in value:
-            raise InvalidParameterError.for_field("query", name, "contains a NUL character")
-        seen.add(name)
-    for name, value in request.path_params.items():
-        if "\x00" in str(value):
-            raise InvalidParameterError.for_field("path", name, "contains a NUL character")
+@dataclass(frozen=True)
+class Fresh(Generic[T]):
+    """The data of a read, with the ETag and time of the data version it was read at."""
+
+    data: T
+    etag: str
+    changed_at: datetime | None
+
+    def respond(self, response: Response) -> Response:
+        """`response` with this answer's cache headers."""
+        response.headers.update(cache_headers(self.etag, self.changed_at))
+        return response
 
 
-_limiters: dict[tuple[int, int], CapacityLimiter] = {}
+@dataclass(frozen=True)
+class NotModified:
+    """The client's copy is current."""
 
+    etag: str
+    changed_at: datetime | None
 
-def _threads_for(engine: Engine) -> CapacityLimiter:
-    """As many threads for an engine's reads as its pool keeps connections open. With more,
-    reads spill into the pool's overflow, whose connections are opened and closed on every
-    request (a new PostgreSQL backend each): a third of the time under load
-    (docs/benchmarks.md). Writes keep the overflow."""
-    key = (id(engine), id(asyncio.get_running_loop()))
-    limiter = _limiters.get(key)
-    if limiter is None:
-        limiter = _limiters[key] = CapacityLimiter(get_settings().pg_pool_size)
-    return limiter
-
-
-async def run_db(engine: Engine, work: Callable[[], T], *, heavy: bool = False) -> T:
-    """Run blocking database work: inline for SQLite unless `heavy`, else in the thread pool."""
-    if engine.dialect.name == "sqlite" and not heavy:
-        return work()
-    return await to_thread.run_sync(work, limiter=_threads_for(engine))
-
-
-async def run_write(work: Callable[[], T]) -> T:
-    """Run a write in the thread pool, on every database: a writer may wait for the lock."""
-    return await to_thread.run_sync(work)
+    def response(self) -> Response:
+        return Response(status_code=304, headers=cache_headers(self.etag, self.changed_at))
 
 
 class NotModifiedError(Exception):
     """Raised by `revalidate` to answer 304 at once (handled by `not_modified_response`)."""
 
-    def __init__(self, etag: str, changed_at: datetime | None) -> None:
-        super().__init__(etag)
-        self.etag = etag
-        self.changed_at = changed_at
+    def __init__(self, answer: NotModified) -> None:
+        super().__init__(answer.etag)
+        self.answer = answer
 
 
 async def not_modified_response(_request: Request, error: Exception) -> Response:
     assert isinstance(error, NotModifiedError)
-    return Response(status_code=304, headers=cache_headers(error.etag, error.changed_at))
+    return error.answer.response()
+
+
+def _asked(request: Request) -> str:
+    """What an ETag stands for besides the data version: path, query and representation."""
+    as_csv = wants_csv(request, request.query_params.get("format"))
+    return f"{request.url.path}?{request.url.query}|{'csv' if as_csv else 'json'}"
+
+
+def _version_alone(connection: Connection) -> tuple[int, datetime | None]:
+    return get_data_version(connection, transaction=False)
 
 
 async def revalidate(request: Request, engine: Engine) -> None:
-    """304 for a GET whose `If-None-Match` names the current
-    data version's ETag, decided before the query parameters are parsed or any query runs
+    """304 (`NotModifiedError`) for a GET whose `If-None-Match` names the current data
+    version's ETag, decided before the query parameters are parsed or any query runs
     (dashboards poll; most polls find nothing new).
 
     Only tags this module makes (`"v<version>-<digest>"`) are looked at; anything else, and
-    `*`, is left to `serve_read`, which checks again inside the request's read transaction."""
+    `*`, is left to `read`, which checks again inside the request's read transaction."""
     if_none_match = request.headers.get("if-none-match")
     if not if_none_match or '"v' not in if_none_match or request.method not in ("GET", "HEAD"):
         return
-
-    def read_version() -> tuple[int, datetime | None]:
-        with read_connection(engine) as connection:
-            return get_data_version(connection, transaction=False)
-
-    version, changed_at = await run_db(engine, read_version)
-    as_csv = wants_csv(request, request.query_params.get("format"))
-    etag = make_etag(version, request, "csv" if as_csv else "json")
+    version, changed_at = await run_read(engine, _version_alone)
+    etag = make_etag(version, _asked(request))
     if etag_matches(if_none_match, etag):
-        raise NotModifiedError(etag, changed_at)
+        raise NotModifiedError(NotModified(etag, changed_at))
 
 
-@dataclass
-class Fresh:
-    data: Any
-    etag: str
-    changed_at: datetime | None
-
-
-@dataclass
-class NotModified:
-    etag: str
-    changed_at: datetime | None
-
-
-def make_etag(version: int, request: Request, representation: str) -> str:
-    """Strong ETag from the data version and what was asked for; stable across workers."""
-    asked = f"{request.url.path}?{request.url.query}|{representation}"
-    digest = hashlib.blake2b(asked.encode(), digest_size=8).hexdigest()
-    return f'"v{version}-{digest}"'
-
-
-def etag_matches(if_none_match: str | None, etag: str) -> bool:
-    """Whether an If-None-Match header (a list, `*`, weak or strong tags) names `etag`."""
-    if not if_none_match:
-        return False
-    if if_none_match.strip() == "*":
-        return True
-    candidates = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-    return etag in candidates
-
-
-def cache_headers(etag: str, changed_at: datetime | None) -> dict[str, str]:
-    headers = {
-        "ETag": etag,
-        "Cache-Control": f"public, max-age={get_settings().cache_max_age}",
-    }
-    if changed_at is not None:
-        headers["Last-Modified"] = format_datetime(changed_at, usegmt=True)
-    return headers
-
-
-async def serve_read(
+async def read(
     request: Request,
     engine: Engine,
-    work: Callable[[Connection, Catalog], Any],
-    render: Callable[[Any], Response],
-    *,
-    representation: str = "json",
+    query: Callable[[Connection, *Ts], T],
+    *arguments: *Ts,
     heavy: bool = False,
-) -> Response:
-    """Answer a GET: 304 when the client's copy is current, else `render(work(...))`.
+) -> Fresh[T] | NotModified:
+    """`NotModified` when the client's copy is current, else `query(connection, *arguments)`
+    in one read transaction, after the codes of any filters among `arguments` are checked
+    against the catalog (422 naming the filter).
 
-    `heavy`: the work may take long (see the module docstring); it runs off the event loop."""
-    if_none_match = request.headers.get("if-none-match")
+    `heavy`: the query may take long (app/blocking.py); it runs off the event loop."""
+    conditions = (_asked(request), request.headers.get("if-none-match"))
+    return await run_read(engine, _answer, conditions, query, arguments, heavy=heavy)
 
-    def read() -> Fresh | NotModified:
-        with read_connection(engine) as connection:
-            version, changed_at = get_data_version(connection)
-            etag = make_etag(version, request, representation)
-            if etag_matches(if_none_match, etag):
-                return NotModified(etag, changed_at)
-            catalog = get_catalog(connection, version=version)
-            return Fresh(work(connection, catalog), etag, changed_at)
 
-    result = await run_db(engine, read, heavy=heavy)
-    if isinstance(result, NotModified):
-        return Response(status_code=304, headers=cache_headers(result.etag, result.changed_at))
-    response = render(result.data)
-    response.headers.update(cache_headers(result.etag, result.changed_at))
-    return response
+def _answer(
+    connection: Connection,
+    conditions: tuple[str, str | None],
+    query: Callable[[Connection, *Ts], T],
+    arguments: tuple[*Ts],
+) -> Fresh[T] | NotModified:
+    asked, if_none_match = conditions
+    version, changed_at = get_data_version(connection)
+    etag = make_etag(version, asked)
+    if etag_matches(if_none_match, etag):
+        return NotModified(etag, changed_at)
+    for argument in arguments:
+        where = getattr(argument, "where", None)
+        if isinstance(where, Selection):
+            get_catalog(connection, version=version).check(connection, where)
+    return Fresh(query(connection, *arguments), etag, changed_at)
+
+
+# --- responses ----------------------------------------------------------------------------
 
 
 def next_page_url(request: Request, *, limit: int, offset: int, total: int) -> str | None:
@@ -219,45 +163,52 @@ def page_headers(next_url: str | None, total: int) -> dict[str, str]:
     return headers
 
 
-def list_renderer(
-    item_model: type[BaseModel], *, as_csv: bool, filename: str
-) -> Callable[[list[dict[str, Any]]], Response]:
-    """Render a small, unpaged list as `{"data": [...], "total": n}` or as CSV rows."""
-
-    def render(rows: list[dict[str, Any]]) -> Response:
-        if as_csv:
-            return csv_response(rows, csv_columns(item_model), filename=filename)
-        return JSONResponse({"data": rows, "total": len(rows)})
-
-    return render
-
-
-async def serve_list(
+def page_response(
     request: Request,
-    engine: Engine,
+    answer: Fresh[tuple[list[dict[str, Any]], int]],
     *,
-    format: str | None,
-    query: Callable[[Connection], list[dict[str, Any]]],
+    limit: int,
+    offset: int,
+    csv: tuple[list[str], str] | None,
+    envelope: dict[str, Any] | None = None,
+) -> Response:
+    """One page of a list (the answer's rows, and its total over all pages): CSV rows (`csv`:
+    columns, file name), or JSON `{**envelope, total, limit, offset, next, data}`; with
+    `Link`, `X-Total-Count` and the answer's cache headers."""
+    rows, total = answer.data
+    next_url = next_page_url(request, limit=limit, offset=offset, total=total)
+    if csv is not None:
+        columns, filename = csv
+        response = csv_response(rows, columns, filename=filename)
+    else:
+        page = {"total": total, "limit": limit, "offset": offset, "next": next_url}
+        response = JSONResponse({**(envelope or {}), **page, "data": rows})
+    response.headers.update(page_headers(next_url, total))
+    return answer.respond(response)
+
+
+def list_response(
+    answer: Fresh[list[dict[str, Any]]] | NotModified,
     item_model: type[BaseModel],
+    *,
+    as_csv: bool,
     filename: str,
 ) -> Response:
-    """Answer a GET for a small, unpaged list (JSON or CSV) through `serve_read`."""
-    as_csv = wants_csv(request, format)
-    return await serve_read(
-        request,
-        engine,
-        lambda connection, _: query(connection),
-        list_renderer(item_model, as_csv=as_csv, filename=filename),
-        representation="csv" if as_csv else "json",
-    )
+    """A small, unpaged list as `{"data": [...], "total": n}` or as CSV rows; or the 304."""
+    if isinstance(answer, NotModified):
+        return answer.response()
+    rows = answer.data
+    if as_csv:
+        return answer.respond(csv_response(rows, csv_columns(item_model), filename=filename))
+    return answer.respond(JSONResponse({"data": rows, "total": len(rows)}))
 
 
-def item_renderer(*, not_found: str) -> Callable[[dict[str, Any] | None], Response]:
-    """Render one resource, or 404 naming what was not found."""
-
-    def render(item: dict[str, Any] | None) -> Response:
-        if item is None:
-            raise NotFoundError(not_found)
-        return JSONResponse(item)
-
-    return render
+def item_response(
+    answer: Fresh[dict[str, Any] | None] | NotModified, *, not_found: str
+) -> Response:
+    """One resource, or 404 naming what was not found; or the 304."""
+    if isinstance(answer, NotModified):
+        return answer.response()
+    if answer.data is None:
+        raise NotFoundError(not_found)
+    return answer.respond(JSONResponse(answer.data))

@@ -8,27 +8,44 @@ and define the CSV columns (`csv_columns`).
 import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
+from fastapi import Path
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     ValidationInfo,
     WithJsonSchema,
+    create_model,
     field_validator,
 )
 
+from app.bounds import CODE_PATTERN, MAX_YEAR, MIN_YEAR
 from app.bundle import refuse_formula, refuse_nul
+from app.comparisons import ComparisonFilters, SeriesFilters, SummaryFilters, YearPair
 from app.decimals import DecimalRangeError, parse_decimal
 from app.examples import EXAMPLES
+from app.filters import (
+    COMPARISON_FILTERS,
+    INDICATOR_FILTERS,
+    OBSERVATION_FILTERS,
+    SERIES_FILTERS,
+    SUMMARY_FILTERS,
+    Filter,
+    Kind,
+    Selection,
+)
 from app.models import MeasureType, Qualifier, RegionLevel
+from app.queries import DEFAULT_SORT, IndicatorFilters, ObservationFilters
+
+Q = TypeVar("Q", bound=BaseModel)
 
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 MAX_CODES_PER_FILTER = 100
-MIN_YEAR, MAX_YEAR = 1949, 2100
 MAX_OFFSET = 10_000_000
 
 # A JSON number, written from the exact decimal (never a float): 96.6, 10273000.
@@ -58,30 +75,6 @@ FORMAT_DESCRIPTION = (
     "Response format. `csv` gives UTF-8 CSV with a byte-order mark (Excel shows Chinese "
     "correctly) and one header row; `Accept: text/csv` does the same. Default: JSON."
 )
-
-
-# Filters by code: repeatable (`?region=a&region=b`) or comma-separated (`?region=a,b`).
-CategoryCodes = Annotated[
-    list[str],
-    Field(
-        description="Category codes (repeatable or comma-separated).",
-        examples=[["employment_entrepreneurship"]],
-    ),
-]
-IndicatorCodes = Annotated[
-    list[str],
-    Field(
-        description="Indicator codes (repeatable or comma-separated).",
-        examples=[["adaptive_training_trainees"]],
-    ),
-]
-RegionCodes = Annotated[
-    list[str],
-    Field(
-        description="Region codes, GB/T 2260 (repeatable or comma-separated).",
-        examples=[["320400"]],
-    ),
-]
 
 
 def _split_codes(values: list[str]) -> list[str]:
@@ -132,13 +125,53 @@ def _in_utc(value: datetime | None) -> datetime | None:
 class _Query(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
+    # The filters declared in app/filters.py whose fields `with_filters` added.
+    declared_filters: ClassVar[tuple[Filter, ...]] = ()
+
+    def selection(self) -> Selection:
+        """The declared filters' values, for the query layer."""
+        return Selection(
+            self.declared_filters,
+            {f.name: _plain(getattr(self, f.attribute)) for f in self.declared_filters},
+        )
+
+
+def _plain(value: Any) -> Any:
+    """A list of codes or enum members as a tuple of strings; a year as it is."""
+    if isinstance(value, list):
+        return tuple(getattr(item, "value", item) for item in value)
+    return value
+
+
+def _parameter(declared: Filter) -> tuple[Any, Any]:
+    """The query-model field (type with its checks and documentation, default) of a filter."""
+    alias = declared.name if declared.attribute != declared.name else None
+    documented = Field(alias=alias, description=declared.description, examples=[declared.example])
+    if declared.kind is Kind.codes:
+        return Annotated[list[str], AfterValidator(_split_codes), documented], []
+    if declared.kind is Kind.choices:
+        return Annotated[list[declared.choices], documented], []  # type: ignore[name-defined]
+    if declared.kind is Kind.year_to:
+        return Annotated[Year | None, AfterValidator(_to_not_before_from), documented], None
+    return Annotated[Year | None, documented], None
+
+
+def with_filters(base: type[Q], declared: tuple[Filter, ...]) -> type[Q]:
+    """`base` with a field for each declared filter, in order (`_parameter`)."""
+    model = create_model(  # type: ignore[call-overload]
+        f"{base.__name__}Filters",
+        __base__=base,
+        **{f.attribute: _parameter(f) for f in declared},
+    )
+    model.declared_filters = declared
+    return model
+
 
 class FormatQuery(_Query):
     format: Format | None = Field(default=None, description=FORMAT_DESCRIPTION, examples=["csv"])
 
 
-class IndicatorQuery(FormatQuery):
-    category: CategoryCodes = []
+class IndicatorQuery(with_filters(FormatQuery, INDICATOR_FILTERS)):  # type: ignore[misc]
     q: str | None = Field(
         default=None,
         min_length=1,
@@ -146,19 +179,11 @@ class IndicatorQuery(FormatQuery):
         description="Text to find in the Chinese or English name (case-insensitive).",
         examples=["培训"],
     )
-    region: list[str] = Field(
-        default=[],
-        description="Only indicators with data in these regions (GB/T 2260 codes).",
-        examples=[["320411"]],
-    )
-    year: Year | None = Field(
-        default=None, description="Only indicators with data in this year.", examples=[2023]
-    )
 
-    _codes = field_validator("category", "region")(_split_codes)
+    def filters(self) -> IndicatorFilters:
+        return IndicatorFilters(where=self.selection(), text=self.q)
 
 
-SORT_KEYS = ("indicator", "region", "year", "value", "category")
 SORT_PATTERN = (
     r"^-?(indicator|region|year|value|category)(,-?(indicator|region|year|value|category))*$"
 )
@@ -174,24 +199,9 @@ def _sort_keys_once(sort: str) -> str:
     return sort
 
 
-class ObservationQuery(FormatQuery):
-    category: CategoryCodes = []
-    indicator: IndicatorCodes = []
-    region: RegionCodes = []
-    year: Year | None = Field(default=None, description="Exactly this year.", examples=[2023])
-    from_: Year | None = Field(
-        default=None, alias="from", description="From this year on.", examples=[2020]
-    )
-    to: Year | None = Field(
-        default=None, description="Up to and including this year.", examples=[2023]
-    )
-    qualifier: list[Qualifier] = Field(
-        default=[],
-        description="Only values with these qualifiers (repeatable).",
-        examples=[["at_least"]],
-    )
+class ObservationQuery(with_filters(FormatQuery, OBSERVATION_FILTERS)):  # type: ignore[misc]
     sort: str = Field(
-        default="indicator,region,year",
+        default=DEFAULT_SORT,
         pattern=SORT_PATTERN,
         max_length=100,
         description=(
@@ -237,12 +247,16 @@ class ObservationQuery(FormatQuery):
     limit: PageLimit = DEFAULT_PAGE_SIZE
     offset: PageOffset = 0
 
-    @field_validator("category", "indicator", "region")
-    @classmethod
-    def _codes(cls, values: list[str]) -> list[str]:
-        return _split_codes(values)
-
-    _to = field_validator("to")(_to_not_before_from)
+    def filters(self) -> ObservationFilters:
+        return ObservationFilters(
+            where=self.selection(),
+            sort=self.sort,
+            latest=self.latest,
+            as_of=self.as_of,
+            changed_after=self.updated_after,
+            limit=self.limit,
+            offset=self.offset,
+        )
 
 
 class Unit(BaseModel):
@@ -468,17 +482,22 @@ NullableNumber = Annotated[
 ]
 
 
-class ComparisonQuery(FormatQuery):
+class _YearPairQuery(FormatQuery):
     year: Year = Field(description="The year to compare.", examples=[2023])
     base_year: Year | None = Field(
         default=None,
         description="The earlier year to compare with (default: `year` - 1).",
         examples=[2022],
     )
-    category: CategoryCodes = []
-    indicator: IndicatorCodes = []
-    region: RegionCodes = []
 
+    _base = field_validator("base_year")(_base_before_year)
+
+    def year_pair(self) -> YearPair:
+        base_year = self.base_year if self.base_year is not None else self.year - 1
+        return YearPair(self.year, base_year)
+
+
+class ComparisonQuery(with_filters(_YearPairQuery, COMPARISON_FILTERS)):  # type: ignore[misc]
     as_of: AwareDatetime | None = Field(
         default=None,
         description=(
@@ -491,49 +510,39 @@ class ComparisonQuery(FormatQuery):
     limit: PageLimit = DEFAULT_PAGE_SIZE
     offset: PageOffset = 0
 
-    _codes = field_validator("category", "indicator", "region")(_split_codes)
     _times = field_validator("as_of", mode="before")(_iso_timestamp)
     _utc = field_validator("as_of")(_in_utc)
 
-    _base = field_validator("base_year")(_base_before_year)
-
-    @property
-    def effective_base_year(self) -> int:
-        return self.base_year if self.base_year is not None else self.year - 1
-
-
-class SummaryQuery(FormatQuery):
-    year: Year = Field(description="The year to compare.", examples=[2023])
-    base_year: Year | None = Field(
-        default=None,
-        description="The earlier year to compare with (default: `year` - 1).",
-        examples=[2022],
-    )
-    category: CategoryCodes = []
-
-    _codes = field_validator("category")(_split_codes)
-    _base = field_validator("base_year")(_base_before_year)
-
-    @property
-    def effective_base_year(self) -> int:
-        return self.base_year if self.base_year is not None else self.year - 1
+    def filters(self) -> ComparisonFilters:
+        return ComparisonFilters(
+            years=self.year_pair(),
+            where=self.selection(),
+            as_of=self.as_of,
+            limit=self.limit,
+            offset=self.offset,
+        )
 
 
-class SeriesQuery(FormatQuery):
-    region: list[str] = Field(
-        default=[],
-        description="Region codes (default: every region with data).",
-        examples=[["320400"]],
-    )
-    from_: Year | None = Field(
-        default=None, alias="from", description="From this year on.", examples=[2020]
-    )
-    to: Year | None = Field(
-        default=None, description="Up to and including this year.", examples=[2023]
-    )
+class SummaryQuery(with_filters(_YearPairQuery, SUMMARY_FILTERS)):  # type: ignore[misc]
+    def filters(self) -> SummaryFilters:
+        return SummaryFilters(years=self.year_pair(), where=self.selection())
 
-    _codes = field_validator("region")(_split_codes)
-    _to = field_validator("to")(_to_not_before_from)
+
+class SeriesQuery(with_filters(FormatQuery, SERIES_FILTERS)):  # type: ignore[misc]
+    def filters(self) -> SeriesFilters:
+        return SeriesFilters(where=self.selection())
+
+
+# Path parameters: the same name and documentation everywhere.
+IndicatorCode = Annotated[
+    str, Path(description="Indicator code.", examples=["adaptive_training_trainees"])
+]
+RegionCode = Annotated[str, Path(description="GB/T 2260 region code.", examples=["320400"])]
+CategoryCode = Annotated[
+    str, Path(description="Category code.", examples=["employment_entrepreneurship"])
+]
+SourceId = Annotated[str, Path(description="Source id.", examples=["cz-tyjrswj-2023-review"])]
+YearPath = Annotated[int, Path(ge=MIN_YEAR, le=MAX_YEAR, description="Year.", examples=[2023])]
 
 
 class ChangeFields(BaseModel):
@@ -687,8 +696,6 @@ def _model_columns(model: type[BaseModel]) -> list[str]:
 
 # --- writes --------------------------------------------------------------------------------
 
-CODE_FIELD_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
-
 
 class ObservationWrite(BaseModel):
     """The body of a PUT: one value and where it was published. Ids, revisions and times are
@@ -721,7 +728,7 @@ class ObservationWrite(BaseModel):
     ]
     qualifier: Qualifier = Field(default=Qualifier.exact)
     source: str = Field(
-        pattern=CODE_FIELD_PATTERN, max_length=100, description="Source id (`GET /sources`)."
+        pattern=CODE_PATTERN, max_length=100, description="Source id (`GET /sources`)."
     )
     quote: str = Field(
         min_length=1, max_length=2000, description="The clause of the source stating the value."
@@ -729,7 +736,7 @@ class ObservationWrite(BaseModel):
     note: str | None = Field(default=None, max_length=2000)
     unit: str | None = Field(
         default=None,
-        pattern=CODE_FIELD_PATTERN,
+        pattern=CODE_PATTERN,
         max_length=64,
         description="Unit code, when it differs from the indicator's.",
     )

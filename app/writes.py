@@ -27,6 +27,7 @@ from sqlalchemy import (
 from app import queries
 from app.db import write_transaction
 from app.errors import InvalidParameterError, NotFoundError, PreconditionFailedError
+from app.etags import etag_matches
 from app.keys import ApiKeyInfo, touch_key
 from app.models import (
     data_version_table,
@@ -208,12 +209,10 @@ def observation_etag(revision: int) -> str:
 
 
 def _etag_matches(header: str, current: Any) -> bool:
-    if header.strip() == "*":
-        return current is not None
+    """If-Match compares strongly (app/etags.py); `*` matches any current state."""
     if current is None:
         return False
-    tags = {tag.strip() for tag in header.split(",")}
-    return observation_etag(current["revision"]) in tags
+    return etag_matches(header, observation_etag(current["revision"]), weak=False)
 
 
 def check_preconditions(current: Any, *, if_match: str | None, if_none_match: str | None) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy import Select  # noqa: E402
 
 from app import comparisons, queries  # noqa: E402
 from app.db import build_engine, sqlalchemy_url  # noqa: E402
+from app.filters import CATEGORY, REGION  # noqa: E402
 from app.prepared import prepare  # noqa: E402
 from app.schemas import ObservationQuery  # noqa: E402
 from bench.targets import CODES  # noqa: E402
@@ -35,13 +36,13 @@ def statements() -> list[tuple[str, Select[Any], dict[str, Any]]]:
         {"category": [codes.category], "year": codes.year, "limit": 100}
     )
     for name, query in (("filtered", filtered), ("page", page)):
-        rows, count = queries.list_statements(queries.ListShape.of(query))
-        found.append((f"{name}: rows", rows, queries.list_parameters(query)))
-        found.append((f"{name}: count", count, queries.list_parameters(query)))
-    shape = comparisons.ComparisonShape(categories=1)
+        rows, count = queries.list_statements(queries.ListShape.of(query.filters()))
+        found.append((f"{name}: rows", rows, queries.list_parameters(query.filters())))
+        found.append((f"{name}: count", count, queries.list_parameters(query.filters())))
+    shape = comparisons.ComparisonShape(((CATEGORY, 1),))
     values = {"year": codes.year, "base_year": codes.year - 1, "category_0": codes.category}
     found.append(("comparisons", comparisons.comparison_statement(shape), values))
-    series = comparisons.series_statement(1, False, False)
+    series = comparisons.series_statement(((REGION, 1),))
     found.append(("series", series, {"code": codes.indicator, "region_0": codes.region}))
     found.append(("data version (every request)", queries._DATA_VERSION, {}))
     return found

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from app import comparisons, queries
 from app.db import build_engine, sqlalchemy_url
+from app.filters import COMPARISON_FILTERS, FROM, REGION, Selection
 from app.prepared import fetch
 from tests.conftest import DatabaseFactory
 from tests.factories import load_document, world_document
@@ -50,9 +51,9 @@ def test_comparisons_are_the_same_rows_through_the_cursor_and_through_core(
     history: Any, filters: dict[str, list[str]]
 ) -> None:
     engine, between = history
-    counts = [len(filters.get(name, [])) for name in ("category", "indicator", "region")]
+    where = Selection(COMPARISON_FILTERS, {name: tuple(codes) for name, codes in filters.items()})
     for as_of in (None, between):
-        shape = comparisons.ComparisonShape(*counts, as_of=as_of is not None)
+        shape = comparisons.ComparisonShape(where.shape, as_of=as_of is not None)
         values: dict[str, Any] = {"year": 2023, "base_year": 2022, "as_of": as_of}
         for name, codes in filters.items():
             values.update({f"{name}_{i}": code for i, code in enumerate(codes)})
@@ -65,8 +66,8 @@ def test_series_and_indicators_are_the_same_rows_through_the_cursor_and_through_
     history: Any,
 ) -> None:
     engine, _between = history
-    statement = comparisons.series_statement(1, True, False)
-    values = {"code": "funds", "region_0": "320412", "from_year": 2020}
+    statement = comparisons.series_statement(((REGION, 1), (FROM, 1)))
+    values = {"code": "funds", "region_0": "320412", "from": 2020}
     with engine.connect() as connection:
         rows = fetch(connection, statement, values)
         assert rows == _core(connection, statement, values)

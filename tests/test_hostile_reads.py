@@ -95,13 +95,15 @@ def history_engine(history: tuple[str, Any]) -> Iterator[Engine]:
 def _plan(engine: Engine, query: ObservationQuery) -> str:
     """The plan of the count statement of an observation list (the one that reads every
     series), as one text."""
-    _page, count = queries.list_statements(queries.ListShape.of(query))
+    _page, count = queries.list_statements(queries.ListShape.of(query.filters()))
     prepared = prepare(count, engine.dialect)
     sqlite = engine.dialect.name == "sqlite"
     with engine.connect() as connection:
         cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         explain = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
-        cursor.execute(explain + prepared.sql, prepared.parameters(queries.list_parameters(query)))
+        cursor.execute(
+            explain + prepared.sql, prepared.parameters(queries.list_parameters(query.filters()))
+        )
         return "\n".join(str(row[3] if sqlite else row[0]) for row in cursor.fetchall())
 
 

@@ -205,8 +205,8 @@ def _both_ways(
     history: History, raw: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Any, Any]:
     query = _query(raw, history)
-    page, count = queries.list_statements(queries.ListShape.of(query))
-    values = queries.list_parameters(query)
+    page, count = queries.list_statements(queries.ListShape.of(query.filters()))
+    values = queries.list_parameters(query.filters())
     with history.engine.connect() as connection:
         fast = fetch(connection, page, values)
         core = _core(connection, page, values)
@@ -240,8 +240,8 @@ def test_the_api_answers_the_rows_and_total_of_the_straightforward_query(
     history: History, make_client: ClientFactory, raw: dict[str, Any]
 ) -> None:
     query = _query(raw, history)
-    page, count = queries.list_statements(queries.ListShape.of(query))
-    values = queries.list_parameters(query)
+    page, count = queries.list_statements(queries.ListShape.of(query.filters()))
+    values = queries.list_parameters(query.filters())
     with history.engine.connect() as connection:
         expected = _core(connection, page, values)
         [total] = _core(connection, count, values)
@@ -302,8 +302,8 @@ def test_decimals_no_float_holds_are_exact_through_the_cursor_core_and_json(
     history: History, make_client: ClientFactory
 ) -> None:
     query = ObservationQuery.model_validate({"limit": 1000})
-    page, _count = queries.list_statements(queries.ListShape.of(query))
-    values = queries.list_parameters(query)
+    page, _count = queries.list_statements(queries.ListShape.of(query.filters()))
+    values = queries.list_parameters(query.filters())
     with history.engine.connect() as connection:
         fast = [repr(row["value"]) for row in fetch(connection, page, values)]
         core = [repr(row["value"]) for row in _core(connection, page, values)]
@@ -417,16 +417,16 @@ def test_one_list_statement_per_shape_whatever_the_values(history: History) -> N
     other = _query({"category": ["beta"], "year": 2019, "limit": 7}, history)
     wider = _query({"category": ["alpha", "beta"], "year": 2022}, history)
 
-    assert queries.ListShape.of(one) == queries.ListShape.of(other)
-    same = queries.list_statements(queries.ListShape.of(one))
-    assert queries.list_statements(queries.ListShape.of(other)) is same
-    assert queries.list_statements(queries.ListShape.of(wider)) is not same
+    assert queries.ListShape.of(one.filters()) == queries.ListShape.of(other.filters())
+    same = queries.list_statements(queries.ListShape.of(one.filters()))
+    assert queries.list_statements(queries.ListShape.of(other.filters())) is same
+    assert queries.list_statements(queries.ListShape.of(wider.filters())) is not same
     dialect = history.engine.dialect
     assert prepare(same[0], dialect) is prepare(same[0], dialect)
     assert prepare(same[1], dialect) is prepare(same[1], dialect)
     with history.engine.connect() as connection:
-        alpha = fetch(connection, same[0], queries.list_parameters(one))
-        beta = fetch(connection, same[0], queries.list_parameters(other))
+        alpha = fetch(connection, same[0], queries.list_parameters(one.filters()))
+        beta = fetch(connection, same[0], queries.list_parameters(other.filters()))
     assert {row["category"] for row in alpha} == {"alpha"} and len(alpha) == 3
     assert [row["category"] for row in beta] == ["beta"]  # the one beta series
 

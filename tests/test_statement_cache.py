@@ -24,10 +24,11 @@ from sqlalchemy.engine import Dialect
 
 from app import prepared
 from app.comparisons import ComparisonShape, comparison_statement, series_statement
+from app.filters import FROM, INDICATOR, REGION, TO, YEAR, Filter, Shape
 from app.models import observation_table
 from app.prepared import STATEMENT_BUILDERS, STATEMENT_CACHE_SIZE, prepare
 from app.queries import ListShape, _indicators_by_code, list_statements
-from app.schemas import MAX_CODES_PER_FILTER, SORT_KEYS, ObservationQuery
+from app.schemas import MAX_CODES_PER_FILTER, ObservationQuery
 from tests.conftest import DatabaseFactory
 from tests.live import rss_mb, serving
 
@@ -47,6 +48,9 @@ BUILDERS: dict[Any, int] = {
 }
 
 
+SORT_KEYS = ("indicator", "region", "year", "value", "category")  # what `sort` accepts
+
+
 def sort_orders() -> Iterator[str]:
     """Every `sort` the API accepts: each key at most once, ascending or descending."""
     for length in range(1, len(SORT_KEYS) + 1):
@@ -55,15 +59,19 @@ def sort_orders() -> Iterator[str]:
                 yield ",".join(sign + key for sign, key in zip(signs, keys, strict=True))
 
 
+def _given(*counts: tuple[Filter, int]) -> Shape:
+    """A statement shape: the filters given (a count above zero) and their counts."""
+    return tuple((declared, count) for declared, count in counts if count)
+
+
 def list_shapes(count: int) -> Iterator[ListShape]:
     """`count` distinct observation-list shapes: every sort order, with filters varied too (the
     heavier history filters now and then: they double the time to build a statement)."""
     for i, sort in enumerate(itertools.islice(sort_orders(), count)):
+        counts = ((REGION, i % 4), (INDICATOR, i % 3), (YEAR, int(i % 2 == 0)))
         yield ListShape(
             sort=sort,
-            regions=i % 4,
-            indicators=i % 3,
-            year=i % 2 == 0,
+            filters=_given(*counts),
             latest=i % 13 == 0,
             as_of=i % 29 == 0,
             changed_after=i % 31 == 0,
@@ -78,9 +86,13 @@ def _flood_every_builder(count: int, dialect: Dialect) -> None:
         statements = [
             *list_statements(shape),
             comparison_statement(
-                ComparisonShape(indicators=i % codes + 1, regions=i // codes + 1, as_of=i % 2 == 0)
+                ComparisonShape(
+                    ((INDICATOR, i % codes + 1), (REGION, i // codes + 1)), as_of=i % 2 == 0
+                )
             ),
-            series_statement(i % codes + 1, i // codes % 2 == 0, i // codes // 2 % 2 == 0),
+            series_statement(
+                _given((REGION, i % codes + 1), (FROM, i // codes % 2), (TO, i // codes // 2 % 2))
+            ),
             _indicators_by_code(i % codes + 1),
         ]
         for statement in statements:

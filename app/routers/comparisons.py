@@ -5,15 +5,14 @@ The rules are in app/comparisons.py; this module only speaks HTTP.
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app import comparisons, queries
-from app.catalog import check_codes
+from app import comparisons
 from app.db import EngineDep
 from app.errors import NotFoundError
 from app.params import from_query
-from app.reads import next_page_url, page_headers, serve_read
+from app.reads import NotModified, page_response, read
 from app.rendering import JSONResponse, csv_response, flatten, wants_csv
 from app.routers.docs import CSV_RESPONSE, NOT_FOUND
 from app.schemas import (
@@ -22,6 +21,7 @@ from app.schemas import (
     ComparisonList,
     ComparisonQuery,
     ComparisonSummary,
+    IndicatorCode,
     IndicatorSeries,
     RegionSeries,
     SeriesPoint,
@@ -45,48 +45,19 @@ async def list_comparisons(
     engine: EngineDep,
 ) -> Response:
     """Compare each indicator x region between `year` and an earlier `base_year`, paged."""
+    filters = params.filters()
+    answer = await read(request, engine, comparisons.page_comparisons, filters, heavy=filters.heavy)
+    if isinstance(answer, NotModified):
+        return answer.response()
     as_csv = wants_csv(request, params.format)
-    base_year = params.effective_base_year
-
-    def work(connection, catalog):
-        check_codes("category", params.category, catalog.categories)
-        check_codes("indicator", params.indicator, catalog.indicators)
-        check_codes("region", params.region, catalog.regions)
-        return comparisons.page_comparisons(
-            connection,
-            year=params.year,
-            base_year=base_year,
-            limit=params.limit,
-            offset=params.offset,
-            categories=params.category,
-            indicators=params.indicator,
-            regions=params.region,
-            as_of=params.as_of,
-        )
-
-    def render(result: tuple[list[dict[str, Any]], int]) -> Response:
-        rows, total = result
-        next_url = next_page_url(request, limit=params.limit, offset=params.offset, total=total)
-        if as_csv:
-            response = csv_response(rows, csv_columns(Comparison), filename="comparisons")
-        else:
-            body = {
-                "year": params.year,
-                "base_year": base_year,
-                "total": total,
-                "limit": params.limit,
-                "offset": params.offset,
-                "next": next_url,
-                "data": rows,
-            }
-            response = JSONResponse(body)
-        response.headers.update(page_headers(next_url, total))
-        return response
-
-    # Pairs drawn from every indicator (no category or indicator filter), or from the history,
-    # make the work grow with the database: off the event loop (app/reads.py).
-    heavy = params.as_of is not None or not (params.category or params.indicator)
-    return await serve_read(request, engine, work, render, representation=_fmt(as_csv), heavy=heavy)
+    return page_response(
+        request,
+        answer,
+        limit=filters.limit,
+        offset=filters.offset,
+        csv=(csv_columns(Comparison), "comparisons") if as_csv else None,
+        envelope={"year": filters.years.year, "base_year": filters.years.base_year},
+    )
 
 
 @router.get("/comparisons/summary", response_model=ComparisonSummary, responses=CSV_RESPONSE)
@@ -94,30 +65,18 @@ async def summarize_comparisons(
     request: Request, params: Annotated[SummaryQuery, from_query(SummaryQuery)], engine: EngineDep
 ) -> Response:
     """Count, per category, the indicators that went up, down, stayed flat or can't be compared."""
-    as_csv = wants_csv(request, params.format)
-    base_year = params.effective_base_year
-
-    def work(connection, catalog):
-        check_codes("category", params.category, catalog.categories)
-        rows = comparisons.list_comparisons(
-            connection, year=params.year, base_year=base_year, categories=params.category
-        )
-        categories = [
-            c
-            for c in queries.list_categories(connection)
-            if not params.category or c["code"] in params.category
-        ]
-        return comparisons.summarize(rows, categories)
-
-    def render(tiles: list[dict[str, Any]]) -> Response:
-        if as_csv:
-            return csv_response(tiles, csv_columns(CategoryTile), filename="comparison-summary")
-        body = {"year": params.year, "base_year": base_year, "total": len(tiles), "data": tiles}
-        return JSONResponse(body)
-
+    filters = params.filters()
     # One tile per category (bounded by the reference data), but every pair of the year is
-    # compared to count them: off the event loop (app/reads.py).
-    return await serve_read(request, engine, work, render, representation=_fmt(as_csv), heavy=True)
+    # compared to count them: off the event loop (app/blocking.py).
+    answer = await read(request, engine, comparisons.summarize_comparisons, filters, heavy=True)
+    if isinstance(answer, NotModified):
+        return answer.response()
+    tiles = answer.data
+    if wants_csv(request, params.format):
+        columns = csv_columns(CategoryTile)
+        return answer.respond(csv_response(tiles, columns, filename="comparison-summary"))
+    years = {"year": filters.years.year, "base_year": filters.years.base_year}
+    return answer.respond(JSONResponse({**years, "total": len(tiles), "data": tiles}))
 
 
 @router.get(
@@ -127,42 +86,26 @@ async def summarize_comparisons(
 )
 async def get_series(
     request: Request,
-    code: Annotated[
-        str, Path(description="Indicator code.", examples=["adaptive_training_trainees"])
-    ],
+    code: IndicatorCode,
     params: Annotated[SeriesQuery, from_query(SeriesQuery)],
     engine: EngineDep,
 ) -> Response:
     """Get an indicator's yearly values per region, with changes and the growth rate."""
-    as_csv = wants_csv(request, params.format)
-
-    def work(connection, catalog):
-        check_codes("region", params.region, catalog.regions)
-        indicator = next(iter(queries.list_indicators_by_code(connection, codes=[code])), None)
-        if indicator is None:
-            raise NotFoundError(f"no indicator with code {code!r}")
-        rows = comparisons.list_series(
-            connection,
-            indicator_code=code,
-            regions=params.region,
-            from_year=params.from_,
-            to_year=params.to,
-        )
-        rate = comparisons.is_rate(indicator["measure_type"], indicator["unit"]["code"])
-        return {"indicator": indicator, "series": comparisons.build_series(rows, rate=rate)}
-
-    def render(body: dict[str, Any]) -> Response:
-        if not as_csv:
-            return JSONResponse(body)
-        rows = [
-            {"indicator": code, **flatten({k: v for k, v in s.items() if k != "points"}), **p}
-            for s in body["series"]
-            for p in s["points"]
-        ]
-        return csv_response(rows, SERIES_CSV_COLUMNS, filename=f"{code}-series")
-
-    return await serve_read(request, engine, work, render, representation=_fmt(as_csv))
+    answer = await read(request, engine, comparisons.get_series, code, params.filters())
+    if isinstance(answer, NotModified):
+        return answer.response()
+    if answer.data is None:
+        raise NotFoundError(f"no indicator with code {code!r}")
+    if not wants_csv(request, params.format):
+        return answer.respond(JSONResponse(answer.data))
+    rows = _series_rows(code, answer.data)
+    return answer.respond(csv_response(rows, SERIES_CSV_COLUMNS, filename=f"{code}-series"))
 
 
-def _fmt(as_csv: bool) -> str:
-    return "csv" if as_csv else "json"
+def _series_rows(code: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """A series body as CSV rows: one per point, with its region's fields."""
+    return [
+        {"indicator": code, **flatten({k: v for k, v in s.items() if k != "points"}), **p}
+        for s in body["series"]
+        for p in s["points"]
+    ]

@@ -18,10 +18,10 @@ from fastapi.responses import Response
 
 from app import idempotency, imports
 from app.auth import WriteKey
+from app.blocking import run_write
 from app.bundle import BundleError, upload_schemas
 from app.db import EngineDep
 from app.errors import InvalidParameterError, ServiceUnavailableError
-from app.reads import run_write
 from app.routers.docs import COMPONENT_REF, WRITE_ERRORS, problem
 from app.schemas import ImportResult
 

@@ -2,43 +2,34 @@
 deleted, and its history."""
 
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
 
 from app import queries, writes
 from app.auth import WriteKey
-from app.catalog import check_codes
-from app.db import EngineDep, read_connection
+from app.blocking import run_read, run_write
+from app.db import EngineDep
 from app.errors import NotFoundError, UnsupportedMediaTypeError
+from app.etags import cache_headers, etag_matches
 from app.params import from_query
-from app.reads import (
-    cache_headers,
-    etag_matches,
-    next_page_url,
-    page_headers,
-    run_db,
-    run_write,
-    serve_read,
-)
-from app.rendering import JSONResponse, csv_response, wants_csv
+from app.reads import NotModified, page_response, read
+from app.rendering import JSONResponse, wants_csv
 from app.routers.docs import CSV_RESPONSE, NOT_FOUND, PRECONDITION_FAILED, WRITE_ERRORS
 from app.schemas import (
-    MAX_YEAR,
-    MIN_YEAR,
+    IndicatorCode,
     Observation,
     ObservationPage,
     ObservationQuery,
     ObservationWrite,
+    RegionCode,
     RevisionList,
+    YearPath,
     csv_columns,
 )
 
 router = APIRouter(prefix="/observations", tags=["observations"])
-# An OFFSET reads every row it skips: a page further than this is heavy work (app/reads.py),
-# about a millisecond per 10,000 rows skipped on SQLite.
-CHEAP_OFFSET = 10_000
 
 
 @router.get("", response_model=ObservationPage, responses=CSV_RESPONSE)
@@ -48,52 +39,22 @@ async def list_observations(
     engine: EngineDep,
 ) -> Response:
     """List observations with their labels and sources, filtered, sorted and paged."""
+    filters = params.filters()
+    answer = await read(request, engine, queries.list_observations, filters, heavy=filters.heavy)
+    if isinstance(answer, NotModified):
+        return answer.response()
     as_csv = wants_csv(request, params.format)
-
-    def work(connection, catalog):
-        check_codes("category", params.category, catalog.categories)
-        check_codes("indicator", params.indicator, catalog.indicators)
-        check_codes("region", params.region, catalog.regions)
-        return queries.list_observations(connection, query=params)
-
-    def render(result: tuple[list[dict[str, Any]], int]) -> Response:
-        rows, total = result
-        next_url = next_page_url(request, limit=params.limit, offset=params.offset, total=total)
-        if as_csv:
-            response = csv_response(rows, csv_columns(Observation), filename="observations")
-        else:
-            body = {
-                "data": rows,
-                "total": total,
-                "limit": params.limit,
-                "offset": params.offset,
-                "next": next_url,
-            }
-            response = JSONResponse(body)
-        response.headers.update(page_headers(next_url, total))
-        return response
-
-    return await serve_read(
+    return page_response(
         request,
-        engine,
-        work,
-        render,
-        representation="csv" if as_csv else "json",
-        heavy=(
-            params.as_of is not None
-            or params.updated_after is not None
-            or params.offset > CHEAP_OFFSET
-        ),
+        answer,
+        limit=filters.limit,
+        offset=filters.offset,
+        csv=(csv_columns(Observation), "observations") if as_csv else None,
     )
 
 
 # --- one value ----------------------------------------------------------------------------
 
-IndicatorCode = Annotated[
-    str, Path(description="Indicator code.", examples=["adaptive_training_trainees"])
-]
-RegionCode = Annotated[str, Path(description="GB/T 2260 region code.", examples=["320400"])]
-YearPath = Annotated[int, Path(ge=MIN_YEAR, le=MAX_YEAR, description="Year.", examples=[2023])]
 IfMatch = Annotated[
     str | None,
     Header(
@@ -130,14 +91,7 @@ async def get_observation(
     engine: EngineDep,
 ) -> Response:
     """Get one value, with the ETag to send as If-Match when you change it."""
-
-    def read() -> dict[str, Any] | None:
-        with read_connection(engine) as connection:
-            return queries.get_observation(
-                connection, indicator_code=indicator, region_code=region, year=year
-            )
-
-    row = await run_db(engine, read)
+    row = await run_read(engine, queries.get_observation, indicator, region, year)
     if row is None:
         raise _not_found(indicator, region, year)
     headers = cache_headers(writes.observation_etag(row["revision"]), row["updated_at"])
@@ -232,18 +186,10 @@ async def list_revisions(
     engine: EngineDep,
 ) -> Response:
     """List every state a value has had: when, by which key, from which source."""
-
-    def work(connection, catalog):
-        if indicator not in catalog.indicators or region not in catalog.regions:
-            raise _not_found(indicator, region, year)
-        return queries.list_revisions(
-            connection, indicator_code=indicator, region_code=region, year=year
-        )
-
-    def render(rows: list[dict[str, Any]]) -> Response:
-        if not rows:
-            raise NotFoundError(f"no value was ever recorded for {indicator} in {region} in {year}")
-        body = {"indicator": indicator, "region": region, "year": year, "total": len(rows)}
-        return JSONResponse({**body, "data": rows})
-
-    return await serve_read(request, engine, work, render)
+    answer = await read(request, engine, queries.list_revisions, indicator, region, year)
+    if isinstance(answer, NotModified):
+        return answer.response()
+    if not answer.data:
+        raise NotFoundError(f"no value was ever recorded for {indicator} in {region} in {year}")
+    body = {"indicator": indicator, "region": region, "year": year, "total": len(answer.data)}
+    return answer.respond(JSONResponse({**body, "data": answer.data}))

@@ -2,19 +2,19 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from app import queries
 from app.db import EngineDep
 from app.errors import NotFoundError
 from app.params import from_query
-from app.reads import item_renderer, serve_list, serve_read
+from app.reads import Fresh, NotModified, item_response, list_response, read
+from app.rendering import wants_csv
 from app.routers.docs import CSV_RESPONSE, NOT_FOUND
-from app.schemas import FormatQuery, Source, SourceList
+from app.schemas import FormatQuery, Source, SourceId, SourceList
 
 router = APIRouter(prefix="/sources", tags=["sources"])
-SourceId = Annotated[str, Path(description="Source id.", examples=["cz-tyjrswj-2023-review"])]
 
 
 @router.get("", response_model=SourceList, responses=CSV_RESPONSE)
@@ -22,27 +22,19 @@ async def list_sources(
     request: Request, params: Annotated[FormatQuery, from_query(FormatQuery)], engine: EngineDep
 ) -> Response:
     """List the source documents by publication date."""
-    return await serve_list(
-        request,
-        engine,
-        format=params.format,
-        query=queries.list_sources,
-        item_model=Source,
-        filename="sources",
+    answer = await read(request, engine, queries.list_sources)
+    as_csv = wants_csv(request, params.format)
+    return list_response(
+        _with_text_urls(request, answer), Source, as_csv=as_csv, filename="sources"
     )
 
 
 @router.get("/{id}", response_model=Source, responses=NOT_FOUND)
 async def get_source(request: Request, id: SourceId, engine: EngineDep) -> Response:
     """Get one source document's description."""
-
-    def work(connection, _) -> dict[str, Any] | None:
-        found = queries.list_sources(connection, code=id)
-        return found[0] if found else None
-
-    return await serve_read(
-        request, engine, work, item_renderer(not_found=f"no source with id {id!r}")
-    )
+    answer = await read(request, engine, queries.list_sources, id)
+    found = _with_text_urls(request, answer)
+    return item_response(_first(found), not_found=f"no source with id {id!r}")
 
 
 @router.get(
@@ -55,19 +47,33 @@ async def get_source(request: Request, id: SourceId, engine: EngineDep) -> Respo
 )
 async def get_source_text(request: Request, id: SourceId, engine: EngineDep) -> Response:
     """Get a source's full text as published (text/plain; charset=utf-8)."""
+    answer = await read(request, engine, queries.get_source_text, id)
+    if isinstance(answer, NotModified):
+        return answer.response()
+    exists, text = answer.data
+    if not exists:
+        raise NotFoundError(f"no source with id {id!r}")
+    if text is None:
+        raise NotFoundError(f"source {id!r} has no stored text")
+    return answer.respond(PlainTextResponse(text, media_type="text/plain; charset=utf-8"))
 
-    def render(found: tuple[bool, str | None]) -> Response:
-        exists, text = found
-        if not exists:
-            raise NotFoundError(f"no source with id {id!r}")
-        if text is None:
-            raise NotFoundError(f"source {id!r} has no stored text")
-        return PlainTextResponse(text, media_type="text/plain; charset=utf-8")
 
-    return await serve_read(
-        request,
-        engine,
-        lambda connection, _: queries.get_source_text(connection, code=id),
-        render,
-        representation="text",
-    )
+Sources = Fresh[list[dict[str, Any]]] | NotModified
+
+
+def _with_text_urls(request: Request, answer: Sources) -> Sources:
+    """Sources as published: where each one's stored text is served (or null), rather than
+    whether it has one."""
+    if isinstance(answer, NotModified):
+        return answer
+    for source in answer.data:
+        has_text = source.pop("has_text")
+        text_path = request.app.url_path_for("get_source_text", id=source["id"])
+        source["text_url"] = str(text_path) if has_text else None
+    return answer
+
+
+def _first(answer: Sources) -> Fresh[dict[str, Any] | None] | NotModified:
+    if isinstance(answer, NotModified):
+        return answer
+    return Fresh(answer.data[0] if answer.data else None, answer.etag, answer.changed_at)
