@@ -101,5 +101,9 @@ def document_query_models(app: FastAPI) -> None:
             model = getattr(dependency.call, "query_model", None)
             if model is not None:
                 extra = dict(route.openapi_extra or {})
-                extra["parameters"] = [*extra.get("parameters", []), *_parameters(model)]
+                # Route objects outlive an app (routers are module globals): each app built in
+                # the same process must not list the same parameters again.
+                present = {(p["name"], p["in"]) for p in extra.get("parameters", [])}
+                missing = [p for p in _parameters(model) if (p["name"], p["in"]) not in present]
+                extra["parameters"] = [*extra.get("parameters", []), *missing]
                 route.openapi_extra = extra

@@ -181,3 +181,12 @@ def _comparable(value: Any) -> Any:
     if isinstance(value, list):
         return [_comparable(v) for v in value]
     return value
+
+
+def test_a_second_app_in_the_same_process_lists_each_parameter_once() -> None:
+    create_app()  # route objects are module globals: a second app must not add them again
+    spec = create_app().openapi()
+    for path, methods in spec["paths"].items():
+        for method, operation in methods.items():
+            names = [(p["name"], p["in"]) for p in operation.get("parameters", [])]
+            assert len(names) == len(set(names)), f"{method.upper()} {path}: {names}"
