@@ -339,8 +339,12 @@ def upload_schemas(*, ref_template: str) -> dict[str, dict[str, Any]]:
     defaults = ObservationDefaults.model_json_schema(ref_template=ref_template)
     definitions.update(defaults.pop("$defs", {}))
     definitions[ObservationDefaults.__name__] = defaults
+    # `defaults: null` is read as no defaults (`_apply_defaults`), so the schema allows it.
     bundle["properties"]["defaults"] = {
-        "$ref": ref_template.format(model=ObservationDefaults.__name__)
+        "anyOf": [
+            {"$ref": ref_template.format(model=ObservationDefaults.__name__)},
+            {"type": "null"},
+        ]
     }
     observation = definitions[ObservationRecord.__name__]
     observation["required"] = [

@@ -131,6 +131,18 @@ def test_the_import_documents_the_bundle_models_field_by_field() -> None:
     assert set(schemas["ObservationRecord"]["required"]) == {"indicator", "value", "quote"}
 
 
+def test_the_bundle_schema_accepts_null_defaults_as_the_server_does(api, token) -> None:  # type: ignore[no-untyped-def]
+    # schemathesis found the server accepting `defaults: null` that the schema refused.
+    defaults = SPEC["components"]["schemas"]["Bundle"]["properties"]["defaults"]
+    assert {"type": "null"} in defaults["anyOf"]
+    answer = api.post(
+        "/api/v1/imports?dry_run=true",
+        json={"defaults": None, "observations": []},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert answer.status_code == 200, answer.text
+
+
 def test_observation_value_is_documented_as_a_number() -> None:
     value = SPEC["components"]["schemas"]["Observation"]["properties"]["value"]
     assert value["type"] == "number"
