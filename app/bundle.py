@@ -528,7 +528,9 @@ def check_row_count(count: int, *, name: str, max_rows: int | None) -> None:
 
 
 def _apply_defaults(document: dict[str, Any], errors: ErrorList, name: str) -> None:
-    raw_defaults = document.pop("defaults", None) or {}
+    raw_defaults = document.pop("defaults", None)
+    if raw_defaults is None:  # absent, or `defaults:` left empty in YAML
+        raw_defaults = {}
     defaults = _validate(ObservationDefaults, raw_defaults, errors, file=name, record="defaults")
     if defaults is None:
         return

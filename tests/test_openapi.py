@@ -141,6 +141,14 @@ def test_the_bundle_schema_accepts_null_defaults_as_the_server_does(api, token) 
         headers={"Authorization": f"Bearer {token}"},
     )
     assert answer.status_code == 200, answer.text
+    for wrong in (False, 0, "", []):  # anything else that is not a mapping names `defaults`
+        answer = api.post(
+            "/api/v1/imports?dry_run=true",
+            json={"defaults": wrong, "observations": []},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert answer.status_code == 422, (wrong, answer.text)
+        assert answer.json()["errors"][0]["record"] == "defaults", answer.text
 
 
 def test_observation_value_is_documented_as_a_number() -> None:
