@@ -319,6 +319,16 @@ SLOW_CLIENTS = 100  # of each kind: trickling headers, and partial anonymous 1 M
 SLOW_CLIENTS_RSS_BOUND_MB = 40  # measured: under 1 MiB; the issue measured +570 MB
 
 
+async def _first_line(reader: asyncio.StreamReader) -> bytes:
+    """The answer's status line, or RESET: the server answered 401 and closed with the body
+    unread, and the kernel then resets the connection, which may discard the 401 before the
+    client reads it (seen once in CI). Either way the body was not waited for; a hang fails."""
+    try:
+        return await asyncio.wait_for(reader.readline(), 5)
+    except ConnectionResetError:
+        return b"RESET"
+
+
 async def _slow_clients(url: str, pid: int) -> tuple[float, list[float], list[bytes]]:
     """Open the trickling and partial-PUT connections, keep trickling for 6 s while measuring
     /healthz; answer the worker's RSS growth, the latencies and the PUTs' first answer lines."""
@@ -344,7 +354,7 @@ async def _slow_clients(url: str, pid: int) -> tuple[float, list[float], list[by
         for _reader, writer in tricklers:
             writer.write(b"X-Slow: 1\r\n")
         await asyncio.sleep(0.5)
-    first_lines = [await asyncio.wait_for(r.readline(), 5) for r, _w in putters]
+    first_lines = [await _first_line(reader) for reader, _w in putters]
     grown = rss_mb(pid) - baseline
     latencies = await latencies_task
     for _reader, writer in tricklers + putters:
@@ -360,7 +370,9 @@ def test_live_slow_clients_neither_grow_the_worker_nor_stall_healthz(
         [pid] = server.worker_pids()
         httpx.get(f"{server.url}/healthz")  # warm up
         grown, latencies, first_lines = asyncio.run(_slow_clients(server.url, pid))
-    assert all(line.startswith(b"HTTP/1.1 401") for line in first_lines), set(first_lines)
+    assert all(line.startswith(b"HTTP/1.1 401") or line == b"RESET" for line in first_lines), set(
+        first_lines
+    )
     assert grown < SLOW_CLIENTS_RSS_BOUND_MB, f"the worker grew by {grown:.1f} MiB"
     assert max(latencies) < HEALTHZ_BOUND_S, latencies
 
