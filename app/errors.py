@@ -29,10 +29,16 @@ log = logging.getLogger("statsapi.errors")
 
 
 class ProblemError(Exception):
-    """An error with an HTTP status, raised anywhere below the routers."""
+    """An error with an HTTP status, raised anywhere below the routers. Each kind states its
+    status and its problem type in its class line: `class X(ProblemError, status=404, slug=...)`."""
 
     status = 400
     slug = "bad-request"
+
+    def __init_subclass__(cls, *, status: int = 0, slug: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.status = status or cls.status
+        cls.slug = slug or cls.slug
 
     def __init__(
         self,
@@ -49,26 +55,20 @@ class ProblemError(Exception):
         self.extensions = extensions
 
 
-class NotFoundError(ProblemError):
-    status = 404
-    slug = "not-found"
+class NotFoundError(ProblemError, status=404, slug="not-found"):
+    pass
 
 
-class UnauthorizedError(ProblemError):
-    status = 401
-    slug = "unauthorized"
+class UnauthorizedError(ProblemError, status=401, slug="unauthorized"):
+    pass
 
 
-class ForbiddenError(ProblemError):
-    status = 403
-    slug = "forbidden"
+class ForbiddenError(ProblemError, status=403, slug="forbidden"):
+    pass
 
 
-class InvalidParameterError(ProblemError):
+class InvalidParameterError(ProblemError, status=422, slug="validation-error"):
     """A parameter that is well-formed but wrong (an unknown code, an empty range)."""
-
-    status = 422
-    slug = "validation-error"
 
     @classmethod
     def for_field(
@@ -78,21 +78,16 @@ class InvalidParameterError(ProblemError):
         return cls(f"{location} parameter {name!r}: {message}", errors=[error])
 
 
-class PreconditionFailedError(ProblemError):
+class PreconditionFailedError(ProblemError, status=412, slug="precondition-failed"):
     """If-Match no longer matches: someone else changed the resource first."""
 
-    status = 412
-    slug = "precondition-failed"
+
+class UnsupportedMediaTypeError(ProblemError, status=415, slug="unsupported-media-type"):
+    pass
 
 
-class UnsupportedMediaTypeError(ProblemError):
-    status = 415
-    slug = "unsupported-media-type"
-
-
-class ServiceUnavailableError(ProblemError):
-    status = 503
-    slug = "service-unavailable"
+class ServiceUnavailableError(ProblemError, status=503, slug="service-unavailable"):
+    pass
 
 
 class RateLimitedError(Exception):
@@ -221,27 +216,29 @@ def install_error_handlers(app: FastAPI) -> None:
             error.status_code, detail=detail, instance=request.url.path, headers=headers
         )
 
-    @app.exception_handler(DataError)
-    async def _unstorable(request: Request, error: DataError) -> Response:
-        # Input the database refuses (a value out of its range, bytes it cannot store): the
-        # request is at fault, not the service.
-        log.warning("data error on %s: %s", request.url.path, type(error.orig).__name__)
-        return problem_response(
+    # Input the database refuses (a value out of its range, bytes it cannot store) is the
+    # request's fault, not the service's; a constraint that fails is a conflict with the data.
+    refused = {
+        DataError: (
             422,
-            detail="A value in the request cannot be stored or compared by the database.",
-            slug="validation-error",
-            instance=request.url.path,
-        )
-
-    @app.exception_handler(IntegrityError)
-    async def _conflict(request: Request, error: IntegrityError) -> Response:
-        log.warning("integrity error on %s: %s", request.url.path, error.orig)
-        return problem_response(
+            "validation-error",
+            "A value in the request cannot be stored or compared by the database.",
+        ),
+        IntegrityError: (
             409,
-            detail="The change conflicts with the stored data; reload and try again.",
-            slug="conflict",
-            instance=request.url.path,
-        )
+            "conflict",
+            "The change conflicts with the stored data; reload and try again.",
+        ),
+    }
+
+    async def _refused(request: Request, error: Exception) -> Response:
+        status, slug, detail = next(v for k, v in refused.items() if isinstance(error, k))
+        orig = getattr(error, "orig", None)
+        log.warning("%s on %s: %s", type(error).__name__, request.url.path, type(orig).__name__)
+        return problem_response(status, detail=detail, slug=slug, instance=request.url.path)
+
+    for kind in refused:
+        app.add_exception_handler(kind, _refused)
 
     @app.exception_handler(DBAPIError)
     @app.exception_handler(PoolTimeoutError)

@@ -6,6 +6,27 @@ so these stay real figures (timestamps aside: they are when a database recorded 
 
 from typing import Any
 
+INDICATOR: dict[str, Any] = {
+    "code": "adaptive_training_trainees",
+    "category": "employment_entrepreneurship",
+    "name_zh": "退役士兵适应性培训人次",
+    "name_en": "Adaptive training of demobilised soldiers (person-times)",
+    "unit": {"code": "person_time", "name_zh": "人次", "name_en": "person-times"},
+    "measure_type": "flow",
+    "description_zh": None,
+    "description_en": None,
+    "display_order": 1,
+}
+
+REGION: dict[str, Any] = {
+    "code": "320411",
+    "name_zh": "新北区",
+    "name_en": "Xinbei District",
+    "level": "district",
+    "parent": "320400",
+    "observation_count": 2,
+}
+
 EXAMPLES: dict[str, dict[str, Any]] = {
     "Category": {
         "code": "employment_entrepreneurship",
@@ -17,25 +38,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "display_order": 3,
         "indicator_count": 30,
     },
-    "Indicator": {
-        "code": "adaptive_training_trainees",
-        "category": "employment_entrepreneurship",
-        "name_zh": "退役士兵适应性培训人次",
-        "name_en": "Adaptive training of demobilised soldiers (person-times)",
-        "unit": {"code": "person_time", "name_zh": "人次", "name_en": "person-times"},
-        "measure_type": "flow",
-        "description_zh": None,
-        "description_en": None,
-        "display_order": 1,
-    },
-    "Region": {
-        "code": "320411",
-        "name_zh": "新北区",
-        "name_en": "Xinbei District",
-        "level": "district",
-        "parent": "320400",
-        "observation_count": 2,
-    },
+    "Indicator": INDICATOR,
+    "Region": REGION,
     "YearSummary": {"year": 2023, "observation_count": 57},
     "Source": {
         "id": "cz-tyjrswj-2023-review",
@@ -171,26 +175,13 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         ],
     },
     "IndicatorDetail": {
-        "code": "adaptive_training_trainees",
-        "category": "employment_entrepreneurship",
-        "name_zh": "退役士兵适应性培训人次",
-        "name_en": "Adaptive training of demobilised soldiers (person-times)",
-        "unit": {"code": "person_time", "name_zh": "人次", "name_en": "person-times"},
-        "measure_type": "flow",
-        "description_zh": None,
-        "description_en": None,
-        "display_order": 1,
+        **INDICATOR,
         "years": [2023],
         "regions": [{"code": "320400", "name_zh": "常州市", "name_en": "Changzhou"}],
         "observation_count": 1,
     },
     "RegionDetail": {
-        "code": "320411",
-        "name_zh": "新北区",
-        "name_en": "Xinbei District",
-        "level": "district",
-        "parent": "320400",
-        "observation_count": 2,
+        **REGION,
         "children": [],
         "years": [2023],
     },

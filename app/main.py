@@ -17,18 +17,9 @@ from app.observability import (
 from app.params import document_query_models
 from app.reads import NotModifiedError, before_api_request, not_modified_response
 from app.rendering import JSONResponse
-from app.routers import (
-    categories,
-    comparisons,
-    health,
-    imports,
-    indicators,
-    observations,
-    regions,
-    sources,
-    years,
-)
+from app.routers import comparisons, health, imports, indicators, observations, sources
 from app.routers.docs import COMMON_ERRORS, install_docs, publish_schemas
+from app.routers.reference import categories, regions, years
 
 API_PREFIX = "/api/v1"
 DESCRIPTION = """\
@@ -98,17 +89,17 @@ def create_app() -> FastAPI:
         responses=COMMON_ERRORS,
         dependencies=[Depends(before_api_request)],
     )
-    for module in (
+    for router in (
         categories,
-        indicators,
+        indicators.router,
         regions,
         years,
-        sources,
-        observations,
-        comparisons,
-        imports,
+        sources.router,
+        observations.router,
+        comparisons.router,
+        imports.router,
     ):
-        api.include_router(module.router)
+        api.include_router(router)
     app.include_router(api)
     app.include_router(health.router)
     document_query_models(app)

@@ -108,31 +108,37 @@ _INDICATOR_KEYS = (
 )
 
 
+def _count_by(column: Any) -> Any:
+    """Rows per value of `column` (a foreign key): a subquery of (key, n)."""
+    return select(column.label("key"), func.count().label("n")).group_by(column).subquery()
+
+
+CATEGORY_FIELDS = (
+    "code",
+    "name_zh",
+    "name_en",
+    "description_zh",
+    "description_en",
+    "display_order",
+)
+SOURCE_FIELDS = (
+    *("title_zh", "title_en", "publisher_zh", "publisher_en", "published_on", "url"),
+    *("year_covered", "language", "text_sha256"),
+)
+
+
 def list_categories(connection: Connection) -> list[dict[str, Any]]:
     """Every category in review order, with how many indicators each has."""
-    counts = (
-        select(indicator.c.category_id, func.count().label("n"))
-        .group_by(indicator.c.category_id)
-        .subquery()
-    )
+    counts = _count_by(indicator.c.category_id)
     rows = connection.execute(
-        select(category, func.coalesce(counts.c.n, 0).label("indicator_count"))
-        .select_from(category.outerjoin(counts, counts.c.category_id == category.c.id))
+        select(
+            *(category.c[name] for name in CATEGORY_FIELDS),
+            func.coalesce(counts.c.n, 0).label("indicator_count"),
+        )
+        .select_from(category.outerjoin(counts, counts.c.key == category.c.id))
         .order_by(category.c.display_order, category.c.code)
     )
-    return [_category_dict(row) for row in rows]
-
-
-def _category_dict(row: Any) -> dict[str, Any]:
-    return {
-        "code": row.code,
-        "name_zh": row.name_zh,
-        "name_en": row.name_en,
-        "description_zh": row.description_zh,
-        "description_en": row.description_en,
-        "display_order": row.display_order,
-        "indicator_count": row.indicator_count,
-    }
+    return [row_dict(row) for row in rows]
 
 
 def get_category(connection: Connection, code: str) -> dict[str, Any] | None:
@@ -219,11 +225,7 @@ def get_indicator(connection: Connection, code: str) -> dict[str, Any] | None:
 
 def list_regions(connection: Connection) -> list[dict[str, Any]]:
     """Every region by code, with its parent's code and how many observations it has."""
-    counts = (
-        select(observation.c.region_id, func.count().label("n"))
-        .group_by(observation.c.region_id)
-        .subquery()
-    )
+    counts = _count_by(observation.c.region_id)
     rows = connection.execute(
         select(
             region.c.code,
@@ -235,7 +237,7 @@ def list_regions(connection: Connection) -> list[dict[str, Any]]:
         )
         .select_from(
             region.outerjoin(parent_region, region.c.parent_id == parent_region.c.id).outerjoin(
-                counts, counts.c.region_id == region.c.id
+                counts, counts.c.key == region.c.id
             )
         )
         .order_by(region.c.code)
@@ -274,43 +276,23 @@ def list_years(connection: Connection) -> list[dict[str, Any]]:
     return [row_dict(row) for row in rows]
 
 
-def _source_dict(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.code,
-        "title_zh": row.title_zh,
-        "title_en": row.title_en,
-        "publisher_zh": row.publisher_zh,
-        "publisher_en": row.publisher_en,
-        "published_on": row.published_on,
-        "url": row.url,
-        "year_covered": row.year_covered,
-        "language": row.language,
-        "text_sha256": row.text_sha256,
-        "has_text": row.has_text,
-        "observation_count": row.observation_count,
-    }
-
-
 def list_sources(connection: Connection, code: str | None = None) -> list[dict[str, Any]]:
     """Sources by publication date (not their texts, but whether one is stored), or the one
     with `code`."""
-    counts = (
-        select(observation.c.source_id, func.count().label("n"))
-        .group_by(observation.c.source_id)
-        .subquery()
-    )
+    counts = _count_by(observation.c.source_id)
     statement = (
         select(
-            *(c for c in source.c if c.name != "text"),
+            source.c.code.label("id"),
+            *(source.c[name] for name in SOURCE_FIELDS),
             source.c.text.is_not(None).label("has_text"),
             func.coalesce(counts.c.n, 0).label("observation_count"),
         )
-        .select_from(source.outerjoin(counts, counts.c.source_id == source.c.id))
+        .select_from(source.outerjoin(counts, counts.c.key == source.c.id))
         .order_by(source.c.published_on, source.c.code)
     )
     if code is not None:
         statement = statement.where(source.c.code == code)
-    return [_source_dict(row) for row in connection.execute(statement)]
+    return [row_dict(row) for row in connection.execute(statement)]
 
 
 def get_source_text(connection: Connection, code: str) -> tuple[bool, str | None]:

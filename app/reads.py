@@ -13,7 +13,7 @@ answering `NotModified` or `Fresh[data]`), render with the helpers below.
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar, TypeVarTuple
+from typing import Any, Generic, Protocol, TypeVar, TypeVarTuple
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -163,26 +163,37 @@ def page_headers(next_url: str | None, total: int) -> dict[str, str]:
     return headers
 
 
+class Paged(Protocol):
+    """Filters that ask for one page: `limit` rows from `offset`."""
+
+    @property
+    def limit(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+
+
 def page_response(
     request: Request,
-    answer: Fresh[tuple[list[dict[str, Any]], int]],
+    answer: Fresh[tuple[list[dict[str, Any]], int]] | NotModified,
+    page: Paged,
     *,
-    limit: int,
-    offset: int,
     csv: tuple[list[str], str] | None,
     envelope: dict[str, Any] | None = None,
 ) -> Response:
     """One page of a list (the answer's rows, and its total over all pages): CSV rows (`csv`:
     columns, file name), or JSON `{**envelope, total, limit, offset, next, data}`; with
-    `Link`, `X-Total-Count` and the answer's cache headers."""
+    `Link`, `X-Total-Count` and the answer's cache headers; or the 304."""
+    if isinstance(answer, NotModified):
+        return answer.response()
     rows, total = answer.data
+    limit, offset = page.limit, page.offset
     next_url = next_page_url(request, limit=limit, offset=offset, total=total)
     if csv is not None:
         columns, filename = csv
         response = csv_response(rows, columns, filename=filename)
     else:
-        page = {"total": total, "limit": limit, "offset": offset, "next": next_url}
-        response = JSONResponse({**(envelope or {}), **page, "data": rows})
+        body = {"total": total, "limit": limit, "offset": offset, "next": next_url}
+        response = JSONResponse({**(envelope or {}), **body, "data": rows})
     response.headers.update(page_headers(next_url, total))
     return answer.respond(response)
 

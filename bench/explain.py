@@ -35,7 +35,10 @@ def statements() -> list[tuple[str, Select[Any], dict[str, Any]]]:
     page = ObservationQuery.model_validate(
         {"category": [codes.category], "year": codes.year, "limit": 100}
     )
-    for name, query in (("filtered", filtered), ("page", page)):
+    # The vintage read (hostile-input issue, item 4): one probe of ix_observation_revision_as_of
+    # per revision read, never a ranking of the whole history.
+    as_of = ObservationQuery.model_validate({"as_of": "2030-01-01T00:00:00Z", "limit": 1})
+    for name, query in (("filtered", filtered), ("page", page), ("as_of", as_of)):
         rows, count = queries.list_statements(queries.ListShape.of(query.filters()))
         found.append((f"{name}: rows", rows, queries.list_parameters(query.filters())))
         found.append((f"{name}: count", count, queries.list_parameters(query.filters())))

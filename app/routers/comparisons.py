@@ -31,6 +31,9 @@ from app.schemas import (
 )
 
 router = APIRouter(tags=["comparisons"])
+Params = Annotated[ComparisonQuery, from_query(ComparisonQuery)]
+SummaryParams = Annotated[SummaryQuery, from_query(SummaryQuery)]
+SeriesParams = Annotated[SeriesQuery, from_query(SeriesQuery)]
 SERIES_CSV_COLUMNS = [
     "indicator",
     *(c for c in csv_columns(RegionSeries) if c != "points"),
@@ -39,30 +42,18 @@ SERIES_CSV_COLUMNS = [
 
 
 @router.get("/comparisons", response_model=ComparisonList, responses=CSV_RESPONSE)
-async def list_comparisons(
-    request: Request,
-    params: Annotated[ComparisonQuery, from_query(ComparisonQuery)],
-    engine: EngineDep,
-) -> Response:
+async def list_comparisons(request: Request, params: Params, engine: EngineDep) -> Response:
     """Compare each indicator x region between `year` and an earlier `base_year`, paged."""
     filters = params.filters()
     answer = await read(request, engine, comparisons.page_comparisons, filters, heavy=filters.heavy)
-    if isinstance(answer, NotModified):
-        return answer.response()
-    as_csv = wants_csv(request, params.format)
-    return page_response(
-        request,
-        answer,
-        limit=filters.limit,
-        offset=filters.offset,
-        csv=(csv_columns(Comparison), "comparisons") if as_csv else None,
-        envelope={"year": filters.years.year, "base_year": filters.years.base_year},
-    )
+    years = {"year": filters.years.year, "base_year": filters.years.base_year}
+    csv = (csv_columns(Comparison), "comparisons") if wants_csv(request, params.format) else None
+    return page_response(request, answer, filters, csv=csv, envelope=years)
 
 
 @router.get("/comparisons/summary", response_model=ComparisonSummary, responses=CSV_RESPONSE)
 async def summarize_comparisons(
-    request: Request, params: Annotated[SummaryQuery, from_query(SummaryQuery)], engine: EngineDep
+    request: Request, params: SummaryParams, engine: EngineDep
 ) -> Response:
     """Count, per category, the indicators that went up, down, stayed flat or can't be compared."""
     filters = params.filters()
@@ -85,10 +76,7 @@ async def summarize_comparisons(
     responses={**CSV_RESPONSE, **NOT_FOUND},
 )
 async def get_series(
-    request: Request,
-    code: IndicatorCode,
-    params: Annotated[SeriesQuery, from_query(SeriesQuery)],
-    engine: EngineDep,
+    request: Request, code: IndicatorCode, params: SeriesParams, engine: EngineDep
 ) -> Response:
     """Get an indicator's yearly values per region, with changes and the growth rate."""
     answer = await read(request, engine, comparisons.get_series, code, params.filters())

@@ -14,14 +14,11 @@ from app.routers.docs import CSV_RESPONSE, NOT_FOUND
 from app.schemas import Indicator, IndicatorCode, IndicatorDetail, IndicatorList, IndicatorQuery
 
 router = APIRouter(prefix="/indicators", tags=["indicators"])
+Params = Annotated[IndicatorQuery, from_query(IndicatorQuery)]
 
 
 @router.get("", response_model=IndicatorList, responses=CSV_RESPONSE)
-async def list_indicators(
-    request: Request,
-    params: Annotated[IndicatorQuery, from_query(IndicatorQuery)],
-    engine: EngineDep,
-) -> Response:
+async def list_indicators(request: Request, params: Params, engine: EngineDep) -> Response:
     """List indicators, by category, name text, or where and when they have data."""
     answer = await read(request, engine, queries.list_indicators, params.filters())
     as_csv = wants_csv(request, params.format)

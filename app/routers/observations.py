@@ -30,27 +30,17 @@ from app.schemas import (
 )
 
 router = APIRouter(prefix="/observations", tags=["observations"])
+Params = Annotated[ObservationQuery, from_query(ObservationQuery)]
 
 
 @router.get("", response_model=ObservationPage, responses=CSV_RESPONSE)
-async def list_observations(
-    request: Request,
-    params: Annotated[ObservationQuery, from_query(ObservationQuery)],
-    engine: EngineDep,
-) -> Response:
+async def list_observations(request: Request, params: Params, engine: EngineDep) -> Response:
     """List observations with their labels and sources, filtered, sorted and paged."""
     filters = params.filters()
     answer = await read(request, engine, queries.list_observations, filters, heavy=filters.heavy)
-    if isinstance(answer, NotModified):
-        return answer.response()
     as_csv = wants_csv(request, params.format)
-    return page_response(
-        request,
-        answer,
-        limit=filters.limit,
-        offset=filters.offset,
-        csv=(csv_columns(Observation), "observations") if as_csv else None,
-    )
+    csv = (csv_columns(Observation), "observations") if as_csv else None
+    return page_response(request, answer, filters, csv=csv)
 
 
 # --- one value ----------------------------------------------------------------------------

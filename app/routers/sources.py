@@ -15,12 +15,11 @@ from app.routers.docs import CSV_RESPONSE, NOT_FOUND
 from app.schemas import FormatQuery, Source, SourceId, SourceList
 
 router = APIRouter(prefix="/sources", tags=["sources"])
+FormatParams = Annotated[FormatQuery, from_query(FormatQuery)]
 
 
 @router.get("", response_model=SourceList, responses=CSV_RESPONSE)
-async def list_sources(
-    request: Request, params: Annotated[FormatQuery, from_query(FormatQuery)], engine: EngineDep
-) -> Response:
+async def list_sources(request: Request, params: FormatParams, engine: EngineDep) -> Response:
     """List the source documents by publication date."""
     answer = await read(request, engine, queries.list_sources)
     as_csv = wants_csv(request, params.format)
