@@ -289,9 +289,9 @@ def test_an_expired_key_imports_again_and_expired_records_are_pruned(
 
 # -- item 8: a writer waits for a large import instead of failing ------------------------------
 
-# A PUT waits at most this long behind an import at the row limit: the import holds the lock
-# about 2 s (app/config.py, max_import_rows), and a writer gives up at 5 s (busy timeout,
-# statement timeout) with a 503, which is what this probe must never see.
+# A PUT waits behind an import at the row limit: the import holds the lock about 2 s
+# (app/config.py, max_import_rows), and a writer gives up at 5 s (busy timeout, statement
+# timeout) with a 503, which is what this probe must never see. The client waits twice that.
 PUT_WAIT_BOUND_S = 5.0
 
 
@@ -356,5 +356,6 @@ def test_live_puts_during_an_import_at_the_row_limit_wait_rather_than_fail(
         )
     assert isinstance(answer[0], httpx.Response) and answer[0].status_code == 200, log_tail
     assert overlapping, "no PUT was sent while the import held the write lock"
+    # Every PUT got its answer, none a 503: the wait is printed above, not asserted (a loaded
+    # machine makes it longer; the busy timeout is what turns a wait into a failure).
     assert {status for status, _, _ in puts} <= {200, 201}, (puts, log_tail)
-    assert longest < PUT_WAIT_BOUND_S
