@@ -29,6 +29,7 @@ from app.routers import (
     years,
 )
 from app.routers.docs import COMMON_ERRORS, install_docs, publish_schemas
+from app.routers.pages import install_pages
 
 API_PREFIX = "/api/v1"
 DESCRIPTION = """\
@@ -111,6 +112,7 @@ def create_app() -> FastAPI:
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)
+    install_pages(app)
     document_query_models(app)
     publish_schemas(app, imports.BUNDLE_SCHEMAS)
     return app
