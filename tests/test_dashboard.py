@@ -413,6 +413,10 @@ def test_readable_at_360_px_and_screenshots_written(
     page, watch = open_dashboard(browser, f"{seed_server.url}/dashboard?lang=en", viewport=PHONE)
     page.wait_for_selector("#chart canvas")
     assert page.evaluate("document.scrollingElement.scrollWidth") <= PHONE["width"]
+    # The tiles, which come after the chart: what a phone shows once scrolled to the figures.
+    page.evaluate("document.querySelector('#chart-data').scrollIntoView()")
+    page.locator("li.tile summary").first.click()  # one sentence open, as a tap shows it
+    page.locator("li.tile details a").first.wait_for()
     page.screenshot(path=screenshots / "dashboard-360.png")
     desktop, desktop_watch = open_dashboard(browser, f"{seed_server.url}/dashboard")
     desktop.wait_for_selector("#chart canvas")
