@@ -443,3 +443,16 @@ def test_the_front_door_lists_years_and_sources_and_leads_to_the_dashboard(
     assert page.locator("h1").inner_text() == "Changzhou veterans affairs dashboard"
     assert page.locator("li.tile").count() == 57
     watch.assert_clean()
+
+
+def test_an_empty_database_says_so_without_an_error(
+    browser: "Browser", databases: DatabaseFactory, tmp_path: Path
+) -> None:
+    with serving(databases.fresh("empty"), tmp_path / "server.log") as server:
+        page, watch = open_dashboard(browser, f"{server.url}/dashboard")
+        assert page.locator("#status").inner_text() == "尚无数据。"
+        assert page.locator("li.tile").count() == 0
+        landing, landing_watch = open_dashboard(browser, f"{server.url}/")
+        assert landing.locator("#years li").count() == 0
+    watch.assert_clean()
+    landing_watch.assert_clean()

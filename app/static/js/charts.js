@@ -27,6 +27,7 @@ const axisNumber = (lang) => (value) => number(value, lang);
 function barOption(points, lang) {
   return {
     aria: { enabled: true },
+    animation: false, // a chart that is drawn at once: no motion to wait for or be bothered by
     grid: { left: 8, right: 16, top: 16, bottom: 8, containLabel: true },
     tooltip: { trigger: "axis", valueFormatter: axisNumber(lang) },
     xAxis: {
@@ -50,6 +51,7 @@ function barOption(points, lang) {
 function lineOption(years, lines, lang) {
   return {
     aria: { enabled: true },
+    animation: false,
     grid: { left: 8, right: 16, top: 40, bottom: 8, containLabel: true },
     legend: { top: 0, type: "scroll" },
     tooltip: { trigger: "axis", valueFormatter: axisNumber(lang) },

@@ -29,7 +29,7 @@ function baseOptions(year) {
 
 function chooseYears() {
   const held = data.years;
-  if (!held.includes(state.year)) state.year = held[0] ?? new Date().getFullYear() - 1;
+  if (!held.includes(state.year)) state.year = held[0];
   const bases = baseOptions(state.year);
   if (!bases.includes(state.base)) state.base = data.years.find((y) => y < state.year) ?? bases[0];
 }
@@ -165,6 +165,11 @@ async function start() {
     const [years, categories] = await Promise.all([api.years(), api.categories()]);
     data.years = years.map((y) => y.year).sort((a, b) => b - a);
     data.categories = categories;
+    if (!data.years.length) {
+      say(t(state.lang, "no_years"));
+      document.body.dataset.ready = "true";
+      return;
+    }
     chooseYears();
     await loadYear();
     listen();
