@@ -439,6 +439,7 @@ def test_the_front_door_lists_years_and_sources_and_leads_to_the_dashboard(
     assert page.locator("h1").inner_text() == "Changzhou veterans affairs statistics"
     assert "Annual review" in page.locator("#sources").inner_text()
     page.locator("#to-dashboard").click()
+    page.wait_for_url(re.compile(r"/dashboard\?"))  # the landing page's body is ready too
     page.wait_for_selector("body[data-ready]")
     assert page.locator("h1").inner_text() == "Changzhou veterans affairs dashboard"
     assert page.locator("li.tile").count() == 57
