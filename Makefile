@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: serve test lint typecheck pytest bench profile clean
+.PHONY: serve test lint typecheck pytest bench profile clean vendor-echarts
 
 $(BIN)/activate:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -56,3 +56,25 @@ profile: $(VENV)/.installed .venv-bench/.installed
 
 clean:
 	rm -rf $(VENV) .venv-bench data bench/.data bench/out .pytest_cache .mypy_cache .ruff_cache
+
+## vendor-echarts: refresh the pinned copy of Apache ECharts the dashboard serves
+## (app/static/vendor/echarts/) from the npm registry; the tarball must match its pinned
+## SHA-256. To upgrade: set ECHARTS_VERSION and ECHARTS_SHA256 (`npm view echarts version`,
+## then the sha256sum of the new tarball, checked against the registry's `dist.integrity`).
+ECHARTS_VERSION := 6.1.0
+ECHARTS_SHA256 := 681aff88cc1038c3fa941a3a53d1b177a52250b05335efc607d6105ae13be481
+NPM_REGISTRY ?= https://registry.npmjs.org
+ECHARTS_DIR := app/static/vendor/echarts
+
+vendor-echarts:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	curl -fsSL "$(NPM_REGISTRY)/echarts/-/echarts-$(ECHARTS_VERSION).tgz" -o "$$tmp/echarts.tgz" && \
+	echo "$(ECHARTS_SHA256)  $$tmp/echarts.tgz" | sha256sum -c --quiet - && \
+	tar -xzf "$$tmp/echarts.tgz" -C "$$tmp" package/dist/echarts.min.js package/LICENSE \
+		package/NOTICE package/licenses/LICENSE-d3 && \
+	mkdir -p $(ECHARTS_DIR) && \
+	cp "$$tmp/package/dist/echarts.min.js" "$$tmp/package/LICENSE" "$$tmp/package/NOTICE" \
+		"$$tmp/package/licenses/LICENSE-d3" $(ECHARTS_DIR)/ && \
+	echo "$(ECHARTS_VERSION)" > $(ECHARTS_DIR)/VERSION && \
+	cd $(ECHARTS_DIR) && sha256sum echarts.min.js LICENSE NOTICE LICENSE-d3 VERSION > SHA256SUMS && \
+	echo "echarts $(ECHARTS_VERSION) vendored in $(ECHARTS_DIR) (SHA256SUMS written)"

@@ -19,6 +19,7 @@ from app.reads import NotModifiedError, before_api_request, not_modified_respons
 from app.rendering import JSONResponse
 from app.routers import comparisons, health, imports, indicators, observations, sources
 from app.routers.docs import COMMON_ERRORS, install_docs, publish_schemas
+from app.routers.pages import install_pages
 from app.routers.reference import categories, regions, years
 
 API_PREFIX = "/api/v1"
@@ -102,6 +103,7 @@ def create_app() -> FastAPI:
         api.include_router(router)
     app.include_router(api)
     app.include_router(health.router)
+    install_pages(app)
     document_query_models(app)
     publish_schemas(app, imports.BUNDLE_SCHEMAS)
     return app
