@@ -137,7 +137,7 @@ def _quoted_figure(
         if item.figure.value == value and item.figure.qualifier == qualifier
     ]
     agreeing = [item for item in stating if rules.unit_words_agree(item.figure.unit_word, {unit})]
-    return (agreeing or stating or [None])[0]
+    return next(iter(agreeing or stating), None)
 
 
 def learn(bundle: Bundle, source_texts: dict[str, str]) -> Knowledge:
@@ -384,7 +384,7 @@ def decide(scored: list[Scored]) -> tuple[list[Scored], list[tuple[Scored, str]]
         else:
             left_out.append((entry, "another figure fits it better"))
     accepted = []
-    for (indicator, region), entry in holders.items():
+    for (_, region), entry in holders.items():
         if entry.best is None:
             continue
         rivals = [

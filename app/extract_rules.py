@@ -23,6 +23,8 @@ from collections.abc import Iterable
 
 from rapidfuzz import fuzz
 
+from app.figures import QUALIFIER_WORDS_AFTER, QUALIFIER_WORDS_AFTER_UNIT, UNIT_WORDS
+
 # --- Cutting the text -------------------------------------------------------------------------
 
 # A sentence ends at these (and at a new line, a caption's ▲, or the web page's | separators).
@@ -45,6 +47,8 @@ NUMBER_MARK = "#"
 REGION_MARK = "@"
 # Only the words nearest the number count: a clause's far end is often another figure's.
 CONTEXT_CHARS = 12
+WHOLE_SIDE_CHARS = 40  # the whole side of a clause, up to this
+CLAUSE_EDGE = "|"  # where a clause starts or ends, compared like a word
 _DIGITS = re.compile(r"\d+(?:[.,:：]\d+)*")
 
 
@@ -91,11 +95,21 @@ NAME_WEIGHT = 0.2  # the indicator's Chinese name found near the number: weak, a
 def side_similarity(learned: str, new: str, *, before: bool) -> float:
     """0-100: how alike two contexts are on one side of the number, nearest words first.
 
-    Compared at two reaches (the nearest 4 characters, and CONTEXT_CHARS), so that the words
-    touching the number weigh most: 本地现场招聘会19场 and 举办现场招聘会22场 agree on 招聘会.
+    Compared at three reaches (the nearest 4 characters, CONTEXT_CHARS, and the whole side up
+    to the clause's end, marked), so that the words touching the number weigh most (本地现场
+    招聘会19场 and 举办现场招聘会22场 agree on 招聘会), and a clause that stops short of the
+    earlier one (获评“江苏最美退役军人” against 获评“江苏最美退役军人”提名奖) still differs.
     """
+    learned, new = (
+        (CLAUSE_EDGE + learned, CLAUSE_EDGE + new)
+        if before
+        else (
+            learned + CLAUSE_EDGE,
+            new + CLAUSE_EDGE,
+        )
+    )
     scores = []
-    for reach in (4, CONTEXT_CHARS):
+    for reach in (4, CONTEXT_CHARS, WHOLE_SIDE_CHARS):
         a, b = (learned[-reach:], new[-reach:]) if before else (learned[:reach], new[:reach])
         scores.append(fuzz.ratio(a, b))
     return sum(scores) / len(scores)
@@ -129,24 +143,36 @@ def name_similarity(name_zh: str, clause: str) -> float:
 # Words that start a clause without naming what is counted: dropped from a proposed name.
 LEADING_FILLER = (
     *("先后", "今年", "全年", "年内", "累计", "共计", "其中", "目前", "已经", "全市", "共"),
-    *("已", "为", "对", "有", "新增", "组织", "开展", "举办", "完成", "达到", "达", "近", "超过"),
+    *("已", "为", "对", "有", "了", "新增", "组织", "开展", "举办", "完成", "达到", "达", "近"),
 )
 NAME_MAX_CHARS = 30
 
 
 def proposed_name(left: str, right: str) -> str | None:
-    """A Chinese name for a figure no indicator knows: the clause's words before the number
-    (or after it, when the clause starts with it), without numbers and leading filler words."""
-    words = left if _cjk_count(left) >= 2 else right
-    words = words.replace(NUMBER_MARK, "").replace(REGION_MARK, "").strip("“”\"'()（）、")
+    """A Chinese name for a figure no indicator knows: the clause's words between the number
+    before it and this one (or after it, when there are none), without leading filler words."""
+    words = left.rsplit(NUMBER_MARK, 1)[-1] if NUMBER_MARK in left else left
+    words = _strip_leading(
+        words, (*UNIT_WORDS, *QUALIFIER_WORDS_AFTER, *QUALIFIER_WORDS_AFTER_UNIT)
+    )
+    if _cjk_count(words) < 2:
+        words = right.split(NUMBER_MARK, 1)[0]
+    words = _strip_leading(words.replace(REGION_MARK, "").strip("“”\"'()（）、|"), LEADING_FILLER)
+    return words[:NAME_MAX_CHARS] if _cjk_count(words) >= 2 else None
+
+
+def _strip_leading(words: str, prefixes: Iterable[str]) -> str:
+    """`words` without any of `prefixes` at its start, repeatedly, longest first."""
+    ordered = sorted(prefixes, key=len, reverse=True)
     changed = True
     while changed:
         changed = False
-        for filler in LEADING_FILLER:
-            if words.startswith(filler) and len(words) > len(filler) + 1:
-                words = words[len(filler) :]
+        for prefix in ordered:
+            if prefix and words.startswith(prefix) and len(words) > len(prefix) + 1:
+                words = words[len(prefix) :]
                 changed = True
-    return words[:NAME_MAX_CHARS] if _cjk_count(words) >= 2 else None
+                break
+    return words
 
 
 def _cjk_count(text: str) -> int:
