@@ -25,6 +25,7 @@ from app.bundle import FORMAT, Bundle, read_bundle_file
 from app.exporter import export_bundle
 from app.figures import Figure, Kind, read_figures
 from app.models import RegionLevel
+from app.schemas import ExactNumber
 
 NOTE = "extracted by statsapi extract (score {score:.0f}); check before import"
 UNTRANSLATED = "Untranslated: {text}"
@@ -252,7 +253,7 @@ class ReportItem(BaseModel):
         "unmatched: no known indicator fits it."
     )
     clause: str = Field(description="The clause that states it, verbatim.")
-    value: Decimal = Field(description="In base units (万 and 亿 expanded).")
+    value: ExactNumber = Field(description="In base units (万 and 亿 expanded).")
     qualifier: str
     unit_word: str = Field(description="The unit or measure word written after the number.")
     proposed_units: list[str] = Field(description="Units whose Chinese name is that word.")

@@ -20,6 +20,7 @@ from app.rendering import JSONResponse
 from app.routers import (
     categories,
     comparisons,
+    extractions,
     health,
     imports,
     indicators,
@@ -107,6 +108,7 @@ def create_app() -> FastAPI:
         observations,
         comparisons,
         imports,
+        extractions,
     ):
         api.include_router(module.router)
     app.include_router(api)
