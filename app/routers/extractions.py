@@ -101,20 +101,46 @@ async def extract_review(
     _key: AdminKey,
     engine: EngineDep,
     year: Annotated[
-        int, Query(ge=MIN_YEAR, le=MAX_YEAR, description="The year the review covers.")
+        int,
+        Query(ge=MIN_YEAR, le=MAX_YEAR, description="The year the review covers.", examples=[2024]),
     ],
     source_code: Annotated[
         str,
-        Query(pattern=CODE_PATTERN, max_length=100, description="The new source's code."),
+        Query(
+            pattern=CODE_PATTERN,
+            max_length=100,
+            description="The new source's code.",
+            examples=["cz-tyjrswj-2024-review"],
+        ),
     ],
-    published_on: Annotated[date | None, Query(description="Default: the text's 发布日期.")] = None,
-    title_zh: Annotated[
-        str | None, Query(min_length=1, max_length=300, description="Default: the first line.")
+    published_on: Annotated[
+        date | None, Query(description="Default: the text's 发布日期.", examples=["2025-01-03"])
     ] = None,
-    url: Annotated[str | None, Query(max_length=1000, description="Where it is published.")] = None,
+    title_zh: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=300,
+            description="Default: the text's first line.",
+            examples=["年度盘点 | 2024,常州退役军人工作这一年"],
+        ),
+    ] = None,
+    url: Annotated[
+        str | None,
+        Query(
+            max_length=1000,
+            description="Where it is published.",
+            examples=["https://tyjrswj.changzhou.gov.cn/"],
+        ),
+    ] = None,
     publisher_zh: Annotated[
         str | None,
-        Query(min_length=1, max_length=200, description="Default: the text's 主办单位 and 来源."),
+        Query(
+            min_length=1,
+            max_length=200,
+            description="Default: the text's 主办单位 and 来源.",
+            examples=["常州市退役军人事务局 局办公室"],
+        ),
     ] = None,
 ) -> JSONResponse:
     """Draft a bundle from a review's text (admin); nothing is written.
