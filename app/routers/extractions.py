@@ -49,7 +49,7 @@ TEXT_BODY = {
     "publication date when the query does not.",
     "content": {
         "text/plain": {
-            "schema": {"type": "string"},
+            "schema": {"type": "string", "format": "binary"},  # bytes: UTF-8 or GBK
             "example": "年度盘点 | 2024,常州退役军人工作这一年 |\n"
             "发布日期:2025-01-03 来源:局办公室 |\n全年开展退役士兵适应性培训652人次。",
         }
