@@ -3,6 +3,7 @@
 import os
 import sys
 import tempfile
+from datetime import date
 from enum import StrEnum
 from functools import partial
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from app import imports, migrate as migrations
+from app import extract as extraction, imports, migrate as migrations
 from app.bundle import BundleError, write_csv
 from app.config import get_settings
 from app.db import get_engine, read_connection
@@ -185,6 +186,67 @@ def import_file(
     _print_report(outcome.report)
     if dry_run:
         typer.echo("dry run: nothing was written")
+
+
+@cli.command("extract")
+def extract_review(
+    text_file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="The review (UTF-8 or GBK).")
+    ],
+    year: Annotated[int, typer.Option(help="The year the review covers.")],
+    source_code: Annotated[str, typer.Option(help="The new source's code.")],
+    output: Annotated[Path, typer.Option(help="The draft bundle to write (YAML).")],
+    published_on: Annotated[
+        str | None, typer.Option(help="YYYY-MM-DD (default: the text's 发布日期).")
+    ] = None,
+    title_zh: Annotated[str | None, typer.Option(help="Default: the text's first line.")] = None,
+    url: Annotated[str | None, typer.Option(help="Where the review is published.")] = None,
+    publisher_zh: Annotated[
+        str | None, typer.Option(help="Default: the text's 主办单位 and 来源.")
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Also write the report (every other figure) as JSON.")
+    ] = None,
+    learn_from: Annotated[
+        Path | None,
+        typer.Option(help="Learn from this bundle instead of the database (offline)."),
+    ] = None,
+) -> None:
+    """Draft a bundle from a review's text: the figures it can tie to known indicators.
+
+    Every other figure is listed on stderr (and in --report). Check the draft, then
+    `statsapi import --dry-run DRAFT`, then `statsapi import DRAFT`."""
+    try:
+        options = extraction.Options(
+            year=year,
+            source_code=source_code,
+            published_on=date.fromisoformat(published_on) if published_on else None,
+            title_zh=title_zh,
+            url=url,
+            publisher_zh=publisher_zh,
+        )
+        if learn_from is None:
+            with read_connection(get_engine()) as connection:
+                knowledge = extraction.knowledge_from_database(connection)
+        else:
+            knowledge = extraction.knowledge_from_file(learn_from)
+        text = extraction.decode_text(text_file.read_bytes())
+        result = extraction.extract(text, options, knowledge)
+    except ValueError as error:  # ExtractError names the option; a bad date, a bad bundle
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=1) from None
+    except BundleError as error:
+        raise _fail(error) from None
+    output.write_text(extraction.dump_draft(result.draft), encoding="utf-8")
+    for item in result.report:
+        typer.echo(extraction.report_line(item), err=True)
+    typer.echo(
+        f"{output}: {len(result.draft['observations'])} observations; "
+        f"{len(result.report)} other figures in the report",
+        err=True,
+    )
+    if report is not None:
+        report.write_bytes(dump_json([item.model_dump() for item in result.report]) + b"\n")
 
 
 class ExportFormat(StrEnum):
