@@ -107,3 +107,4 @@ def require(scope: Scope) -> Callable[..., Awaitable[ApiKeyInfo]]:
 
 
 WriteKey = Annotated[ApiKeyInfo, Depends(require(Scope.write))]
+AdminKey = Annotated[ApiKeyInfo, Depends(require(Scope.admin))]

@@ -22,6 +22,7 @@ from sqlalchemy import Connection
 
 from app import extract_rules as rules
 from app.bundle import FORMAT, Bundle, read_bundle_file
+from app.errors import InvalidParameterError, UnsupportedMediaTypeError
 from app.exporter import export_bundle
 from app.figures import Figure, Kind, read_figures
 from app.models import RegionLevel
@@ -480,6 +481,41 @@ def decode_text(data: bytes) -> str:
         except UnicodeDecodeError:
             continue
     raise ExtractError("text", "the text is neither UTF-8 nor GBK")
+
+
+# The charsets a review arrives in over HTTP; anything else is 415. Without one, UTF-8.
+UPLOAD_CHARSETS = {
+    **dict.fromkeys(("utf-8", "utf8"), "utf-8-sig"),
+    **dict.fromkeys(("gbk", "gb2312", "gb18030"), "gb18030"),
+}
+
+
+def decode_upload(body: bytes, content_type: str) -> str:
+    """A `text/plain` body as text, in the charset its Content-Type names (UTF-8 if none)."""
+    media_type, _, parameters = content_type.partition(";")
+    if media_type.strip().lower() != "text/plain":
+        raise UnsupportedMediaTypeError(
+            f"Content-Type {media_type.strip() or 'missing'}: send the text as text/plain."
+        )
+    charset = "utf-8"
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip('"').lower()
+    if charset not in UPLOAD_CHARSETS:
+        raise UnsupportedMediaTypeError(f"charset {charset}: send UTF-8 (or GBK).")
+    try:
+        return body.decode(UPLOAD_CHARSETS[charset])
+    except UnicodeDecodeError as error:
+        raise InvalidParameterError.for_field(
+            "body", "body", f"not {charset} (byte {error.start})"
+        ) from None
+
+
+def extract_from_database(connection: Connection, text: str, options: Options) -> dict[str, Any]:
+    """The draft and the report as JSON, learning from the database's observations."""
+    result = extract(text, options, knowledge_from_database(connection))
+    return {"draft": result.draft, "report": [item.model_dump() for item in result.report]}
 
 
 class _DraftDumper(yaml.SafeDumper):

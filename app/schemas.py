@@ -808,3 +808,38 @@ class ImportResult(BaseModel):
         description="Each record and what happened to it. Omitted from a replayed answer "
         "(`Idempotency-Key`), which keeps only the summary.",
     )
+
+
+class ExtractionQuery(_Query):
+    """`POST /extractions`: what the draft's source record says, where the text does not."""
+
+    year: Year = Field(description="The year the review covers.", examples=[2024])
+    source_code: str = Field(
+        pattern=CODE_PATTERN,
+        max_length=100,
+        description="The new source's code.",
+        examples=["cz-tyjrswj-2024-review"],
+    )
+    published_on: date | None = Field(
+        default=None, description="Default: the text's 发布日期.", examples=["2025-01-03"]
+    )
+    title_zh: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=300,
+        description="Default: the text's first line.",
+        examples=["年度盘点 | 2024,常州退役军人工作这一年"],
+    )
+    url: str | None = Field(
+        default=None,
+        max_length=1000,
+        description="Where it is published.",
+        examples=["https://tyjrswj.changzhou.gov.cn/"],
+    )
+    publisher_zh: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Default: the text's 主办单位 and 来源.",
+        examples=["常州市退役军人事务局 局办公室"],
+    )
