@@ -11,11 +11,14 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from app import extract as extraction, imports, migrate as migrations
 from app.bundle import BundleError, write_csv
 from app.config import get_settings
-from app.db import get_engine, read_connection
+from app.db import get_engine, read_connection, sqlite_file
 from app.exporter import export_bundle, export_observations
 from app.importer import ImportReport
 from app.keys import KeyExistsError, Scope, create_key, list_keys, revoke_key
@@ -25,6 +28,38 @@ from app.seeding import seed_directory
 cli = typer.Typer(help="Changzhou veterans affairs statistics API.", no_args_is_help=True)
 keys = typer.Typer(help="API keys for the write path.", no_args_is_help=True)
 cli.add_typer(keys, name="keys")
+
+
+MIGRATE_HINT = "run `statsapi migrate` first (`make serve` migrates and seeds)"
+
+
+def _refuse(message: str) -> typer.Exit:
+    typer.echo(f"statsapi: {message}", err=True)
+    return typer.Exit(code=1)
+
+
+def _database(*, unreachable_ok: bool = False) -> Engine:
+    """The configured database, when its schema is this code's; else one line on stderr and
+    exit 1, having created nothing. The default SQLite file is relative to the working folder:
+    a command run from another folder (or with a mistyped DATABASE_URL) must say so, not leave
+    an empty database and a traceback behind. `unreachable_ok`: a database that cannot be
+    reached yet may come up later (serve; /readyz says so meanwhile)."""
+    url = get_settings().database_url
+    shown = make_url(url).render_as_string(hide_password=True)
+    path = sqlite_file(url)
+    if path is not None and not path.is_file():
+        raise _refuse(f"the database {shown} ({path.resolve()}) does not exist; {MIGRATE_HINT}")
+    engine = get_engine(url)
+    try:
+        problem = migrations.schema_problem(engine)
+    except SQLAlchemyError as error:
+        if unreachable_ok:
+            return engine
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        raise _refuse(f"cannot reach the database {shown}: {reason}") from None
+    if problem:
+        raise _refuse(f"the database {shown} {problem}; {MIGRATE_HINT}")
+    return engine
 
 
 def _fail(error: BundleError) -> typer.Exit:
@@ -60,7 +95,7 @@ def seed(
     """Load every bundle (*.yaml, *.json) under seed/, in one transaction."""
     folder = directory or get_settings().seed_dir
     try:
-        reports = seed_directory(get_engine(), folder)
+        reports = seed_directory(_database(), folder)
     except BundleError as error:
         raise _fail(error) from None
     for report in reports:
@@ -78,7 +113,8 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
-    """Serve the API with uvicorn."""
+    """Serve the API with uvicorn (on a migrated database)."""
+    _database(unreachable_ok=True)
     settings = get_settings()
     run = partial(
         uvicorn.run,
@@ -119,7 +155,7 @@ def keys_create(
 ) -> None:
     """Make a key and print its token once, alone on its line (only a hash is kept)."""
     try:
-        token = create_key(get_engine(), name=name, scopes=set(scope))
+        token = create_key(_database(), name=name, scopes=set(scope))
     except KeyExistsError:
         typer.echo(f"error: a key named {name!r} exists already", err=True)
         raise typer.Exit(code=1) from None
@@ -129,7 +165,7 @@ def keys_create(
 @keys.command("list")
 def keys_list() -> None:
     """List keys: name, scopes, created, last used, revoked (never tokens)."""
-    for key in list_keys(get_engine()):
+    for key in list_keys(_database()):
         state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
         used = f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never"
         scopes = ",".join(sorted(key.scopes))
@@ -139,7 +175,7 @@ def keys_list() -> None:
 @keys.command("revoke")
 def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
     """Revoke a key: its token stops working at once."""
-    if not revoke_key(get_engine(), name=name):
+    if not revoke_key(_database(), name=name):
         typer.echo(f"error: no key named {name!r}", err=True)
         raise typer.Exit(code=1)
     typer.echo(f"revoked {name}")
@@ -172,7 +208,7 @@ def import_file(
     """Import a CSV file or a bundle in one transaction: all of it, or nothing.
 
     The same service as `POST /imports`, as the operator: no row limit and no admin rule."""
-    engine = get_engine()
+    engine = _database()
     try:
         parsed = imports.read_file(path)
         count = len(parsed.loaded.bundle.observations)
@@ -263,7 +299,7 @@ def export(
     output: Annotated[Path | None, typer.Option(help="File to write (default: stdout).")] = None,
 ) -> None:
     """Write what `import` reads: a complete bundle (json) or observation rows (csv)."""
-    with read_connection(get_engine()) as connection:
+    with read_connection(_database()) as connection:
         if format == ExportFormat.json:
             data = dump_json(export_bundle(connection, year=year)) + b"\n"
         else:

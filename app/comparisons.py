@@ -15,6 +15,9 @@ The rules (the public contract of /comparisons and /indicators/{code}/series):
   `change_max` (null: unbounded). `direction` is `up` or `down` only when that whole interval
   is above or below zero, `flat` only when both values are exact and equal, else `unknown`.
   `change_qualifier` is `exact` only when both values are exact.
+- An unbounded change (`change_qualifier` `unbounded`: `at_least` against `at_least`, or
+  `at_most` against `at_most`) says nothing of how the value moved, so `change`, `change_pct`
+  and `change_pp` are null: a chart must not draw the difference of two floors as a change.
 - `comparable` is false, with a `reason`, when a side is missing (`no_base_value`,
   `no_current_value`), when the two years were published in different units (`unit_changed`:
   no change is computed), or when a non-rate base is zero (`base_is_zero`: the change is given,
@@ -125,7 +128,9 @@ def compare(current: Value | None, base: Value | None, *, rate: bool) -> dict[st
         direction=direction,
         comparable=True,
     )
-    if rate:
+    if low is None and high is None:
+        result["change"] = None  # unbounded: the published figures' difference means nothing
+    elif rate:
         result["change_pp"] = change
     elif base.amount == 0:
         result.update(comparable=False, reason="base_is_zero")

@@ -102,7 +102,9 @@ class Settings(BaseSettings):
         default="memory://", description="memory:// (per worker) or redis://host:port (shared)."
     )
     cors_origins: list[str] = Field(
-        default=["*"], description="Origins allowed to read with CORS (JSON list)."
+        default=["*"],
+        description="Origins whose pages may call the API with CORS (JSON list); writes still "
+        "need a key.",
     )
 
 

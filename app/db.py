@@ -31,10 +31,20 @@ WRITE_OPTION = "statsapi_write"
 SQLITE_PROGRESS_STEPS = 10_000
 
 
-def _prepare_sqlite_file(url: str) -> None:
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None for another database, in memory or a `file:` URI)."""
+    if not url.startswith("sqlite"):
+        return None
     database = make_url(url).database
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        return Path(database)
+    return None
+
+
+def _prepare_sqlite_file(url: str) -> None:
+    path = sqlite_file(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def build_engine(url: str) -> Engine:

@@ -49,6 +49,9 @@ class Filter:
     kind: Kind
     column: str  # "table.column"; "states.column" for the observation rows
     checked_by: Table | None = field(default=None, repr=False)  # the allowed codes' table
+    # Columns of `checked_by` whose names a client may give instead of a code (`武进区`,
+    # `wujin district`): read as the code they name before the statement's shape is taken.
+    named_by: tuple[str, ...] = field(default=(), repr=False)
     choices: type[Enum] | None = field(default=None, repr=False)  # the allowed values
     description: str = field(default="", repr=False)
     example: Any = field(default=None, repr=False)
@@ -92,12 +95,17 @@ INDICATOR = Filter(
     description="Indicator codes (repeatable or comma-separated).",
     example=["adaptive_training_trainees"],
 )
+REGION_NAMES = ("name_zh", "name_en")
 REGION = Filter(
     "region",
     Kind.codes,
     "region.code",
     checked_by=region_table,
-    description="Region codes, GB/T 2260 (repeatable or comma-separated).",
+    named_by=REGION_NAMES,
+    description=(
+        "Regions: GB/T 2260 codes, or their Chinese or English names (`武进区`, "
+        "`Wujin District`, any case); repeatable or comma-separated."
+    ),
     example=["320400"],
 )
 YEAR = Filter("year", Kind.year, "states.year", description="Exactly this year.", example=2023)
@@ -129,7 +137,8 @@ INDICATOR_FILTERS = (
         Kind.codes,
         "region.code",
         checked_by=region_table,
-        description="Only indicators with data in these regions (GB/T 2260 codes).",
+        named_by=REGION_NAMES,
+        description="Only indicators with data in these regions (GB/T 2260 codes or names).",
         example=["320411"],
     ),
     Filter(

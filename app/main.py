@@ -7,6 +7,7 @@ from fastapi.routing import APIRoute
 
 from app.config import get_settings
 from app.errors import install_error_handlers
+from app.idempotency import REPLAY_HEADER
 from app.middleware import ResponseHeadersMiddleware, WriteGuardMiddleware
 from app.observability import (
     REQUEST_ID_HEADER,
@@ -36,7 +37,8 @@ Statistics from the annual reviews of the Changzhou Municipal Bureau of Veterans
 (常州市退役军人事务局), published as data: every value an exact decimal in base units, every
 value traced to the sentence of the published text that states it (`source.quote`).
 
-**Reads are public**: no key, CORS open to any origin, no credentials.
+**Reads are public**: no key. CORS: any allowed origin (all by default) may read and, with
+a key in `Authorization: Bearer`, write; cookies are never used (no credentialed requests).
 Every GET carries an `ETag` and `Last-Modified`; send `If-None-Match` to get `304 Not Modified`.
 Every list answers `format=csv` (or `Accept: text/csv`): UTF-8 with a byte-order mark.
 Errors are RFC 9457 `application/problem+json` and name the parameter at fault.
@@ -50,6 +52,45 @@ a minute); a body must arrive within 30 s (`408`); on PostgreSQL every statement
 after 5 s (`503`). Writes need `Authorization: Bearer TOKEN` (see *Authorize*), checked before
 the body is read.
 """
+
+
+# CORS, declared once (README, "CORS"). Reads from any allowed origin; writes from a browser
+# too (a dashboard's editing tool), authenticated by a bearer token in `Authorization`, never
+# by cookies: credentials stay disallowed, so a page can never write with a visitor's cookies.
+CORS_METHODS = ["GET", "HEAD", "OPTIONS", "PUT", "POST", "DELETE"]
+# The request headers the API reads: conditional requests, the key, idempotent imports, the
+# body's type (application/json, text/csv and application/yaml are not CORS-safelisted types),
+# and a client's own request id.
+CORS_REQUEST_HEADERS = [
+    "Accept",
+    "Authorization",
+    "Content-Type",
+    "Idempotency-Key",
+    "If-Match",
+    "If-None-Match",
+    REQUEST_ID_HEADER,
+]
+# The response headers a client acts on; a browser hides any other from scripts but the
+# safelisted ones (Cache-Control, Content-Type, Content-Length...).
+CORS_EXPOSED_HEADERS = [
+    "ETag",
+    "Last-Modified",
+    "Link",
+    "X-Total-Count",
+    "Location",
+    "Retry-After",
+    "RateLimit",
+    "RateLimit-Policy",
+    "WWW-Authenticate",
+    "Content-Disposition",
+    REPLAY_HEADER,
+    REQUEST_ID_HEADER,
+]
+# How long a browser may reuse a preflight's answer: Chromium caps it at 2 hours (Firefox at
+# 24). The policy changes only with a deployment, and an origin taken off the list is refused
+# on the real request anyway (its answer lacks Access-Control-Allow-Origin), so the longest
+# useful time saves a preflight per URL and method.
+CORS_MAX_AGE_S = 7200
 
 
 def operation_id(route: APIRoute) -> str:
@@ -85,10 +126,11 @@ def create_app() -> FastAPI:
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
-        allow_methods=["GET", "HEAD", "OPTIONS"],  # writes come from servers, not browsers
-        allow_credentials=False,  # public data: a credentialed CORS request is never needed
-        expose_headers=["ETag", "Last-Modified", "Link", "X-Total-Count", REQUEST_ID_HEADER],
-        max_age=600,
+        allow_methods=CORS_METHODS,
+        allow_headers=CORS_REQUEST_HEADERS,
+        allow_credentials=False,  # keys travel as bearer tokens: no cookie is ever needed
+        expose_headers=CORS_EXPOSED_HEADERS,
+        max_age=CORS_MAX_AGE_S,
     )
     app.add_middleware(ResponseHeadersMiddleware)  # outside CORS: its preflights get them too
     app.add_middleware(AccessLogMiddleware)

@@ -36,3 +36,15 @@ def head_revision() -> str | None:
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def schema_problem(engine: Engine) -> str | None:
+    """Why the schema of `engine`'s database is not this code's (no tables, or another
+    revision), or None when it is at the head. One look at alembic_version, creating nothing;
+    raises SQLAlchemy's error when the database cannot be reached."""
+    current, head = current_revision(engine), head_revision()
+    if current == head:
+        return None
+    if current is None:
+        return "has no tables"
+    return f"has its schema at revision {current}, not {head}"

@@ -11,7 +11,7 @@ answering `NotModified` or `Fresh[data]`), render with the helpers below.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar, TypeVarTuple
 
@@ -118,7 +118,7 @@ async def read(
 ) -> Fresh[T] | NotModified:
     """`NotModified` when the client's copy is current, else `query(connection, *arguments)`
     in one read transaction, after the codes of any filters among `arguments` are checked
-    against the catalog (422 naming the filter).
+    against the catalog (422 naming the filter) and any names among them read as codes.
 
     `heavy`: the query may take long (app/blocking.py); it runs off the event loop."""
     conditions = (_asked(request), request.headers.get("if-none-match"))
@@ -136,11 +136,18 @@ def _answer(
     etag = make_etag(version, asked)
     if etag_matches(if_none_match, etag):
         return NotModified(etag, changed_at)
-    for argument in arguments:
-        where = getattr(argument, "where", None)
-        if isinstance(where, Selection):
-            get_catalog(connection, version=version).check(connection, where)
-    return Fresh(query(connection, *arguments), etag, changed_at)
+    resolved = tuple(_resolved(connection, version, argument) for argument in arguments)
+    return Fresh(query(connection, *resolved), etag, changed_at)
+
+
+def _resolved(connection: Connection, version: int, argument: Any) -> Any:
+    """A filter object with the codes of its selection checked against the catalog (422
+    naming the filter) and any names given read as their codes; any other argument as is."""
+    where = getattr(argument, "where", None)
+    if not isinstance(where, Selection):
+        return argument
+    resolved = get_catalog(connection, version=version).resolve(connection, where)
+    return argument if resolved is where else replace(argument, where=resolved)
 
 
 # --- responses ----------------------------------------------------------------------------

@@ -25,7 +25,13 @@ from pydantic import (
 
 from app.bounds import CODE_PATTERN, MAX_YEAR, MIN_YEAR
 from app.bundle import refuse_formula, refuse_nul
-from app.comparisons import ComparisonFilters, SeriesFilters, SummaryFilters, YearPair
+from app.comparisons import (
+    APPROXIMATE_TOLERANCE,
+    ComparisonFilters,
+    SeriesFilters,
+    SummaryFilters,
+    YearPair,
+)
 from app.decimals import DecimalRangeError, parse_decimal
 from app.examples import EXAMPLES
 from app.filters import (
@@ -549,20 +555,28 @@ class ChangeFields(BaseModel):
     """How a value moved from its base value (the rules: app/comparisons.py)."""
 
     change: NullableNumber = Field(
-        description="value - base_value in the indicator's unit (percentage points for rates)."
+        description="value - base_value in the indicator's unit (percentage points for rates); "
+        "null when not comparable or when the change is `unbounded`."
     )
     change_pct: NullableNumber = Field(
-        description="change / |base_value| x 100, rounded half up to 2 places; null for rates."
+        description="change / |base_value| x 100, rounded half up to 2 places; null for rates, "
+        "for a zero base and when the change is `unbounded`."
     )
-    change_pp: NullableNumber = Field(description="For rates: the change in percentage points.")
+    change_pp: NullableNumber = Field(
+        description="For rates: the change in percentage points; null when `unbounded`."
+    )
     change_min: NullableNumber = Field(
-        description="Lower bound of the change given the qualifiers; null: unbounded."
+        description="Lower bound of the change given the qualifiers (`approximate`: "
+        f"±{APPROXIMATE_TOLERANCE * 100:.0f}%); "
+        "null: unbounded below."
     )
     change_max: NullableNumber = Field(
-        description="Upper bound of the change given the qualifiers; null: unbounded."
+        description="Upper bound of the change given the qualifiers; null: unbounded above."
     )
     change_qualifier: ChangeQualifier | None = Field(
-        description="`exact` only when both values are exact."
+        description="`exact` only when both values are exact; `at_least` / `at_most`: the change "
+        "is bounded below / above only; `unbounded`: on neither side (`at_least` against "
+        "`at_least`), so no change figure is given."
     )
     direction: Direction = Field(
         description="`up`/`down` only when the whole change interval says so; else `unknown`."

@@ -75,13 +75,16 @@ def test_seed_with_a_bad_bundle_exits_non_zero_naming_the_field(
 
 
 def test_serve_with_workers_makes_its_metrics_folder_only_when_none_is_given(
-    monkeypatch, tmp_path
+    monkeypatch, tmp_path, databases: DatabaseFactory
 ) -> None:
     import tempfile
 
     from typer.testing import CliRunner
 
     from app import cli
+    from app.config import get_settings
+
+    monkeypatch.setattr(get_settings(), "database_url", databases.fresh("empty"))  # serve's check
 
     seen: list[str | None] = []
     monkeypatch.setattr(

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from app.comparisons import Value, cagr_pct, compare
+from app.comparisons import APPROXIMATE_TOLERANCE, Value, cagr_pct, compare
 from tests.conftest import count_statements
 from tests.factories import SYNTHETIC_SOURCE, load_document, world_document
 
@@ -27,6 +27,9 @@ CASES: dict[str, tuple[dict[int, tuple[str, ...]], str, str]] = {
     "gone": ({2022: ("12", "exact")}, "person", "flow"),
     "floor_base": ({2022: ("300", "at_least"), 2023: ("320", "exact")}, "person", "flow"),
     "floor_now": ({2022: ("300", "exact"), 2023: ("320", "at_least")}, "person", "flow"),
+    "floors": ({2022: ("300", "at_least"), 2023: ("320", "at_least")}, "person", "flow"),
+    "ceilings": ({2022: ("300", "at_most"), 2023: ("320", "at_most")}, "person", "flow"),
+    "rate_floors": ({2022: ("90", "at_least"), 2023: ("95", "at_least")}, "percent", "rate"),
     "near_clear": ({2022: ("800", "approximate"), 2023: ("1000", "exact")}, "person", "flow"),
     "near_open": ({2022: ("800", "approximate"), 2023: ("850", "exact")}, "person", "flow"),
     "same": ({2022: ("7", "exact"), 2023: ("7", "exact")}, "item", "flow"),
@@ -128,6 +131,12 @@ KEYS = ("change", "change_pct", "change_pp", "direction", "comparable", "reason"
         ("floor_base", (20, 6.67, None, "unknown", True, None)),
         # now "320余" is [320, inf): change in [20, inf) > 0
         ("floor_now", (20, 6.67, None, "up", True, None)),
+        # "300余" then "320余": the change is anywhere in (-inf, inf), so no figure is given
+        # (320 - 300 = 20, +6.67%, would be charted as a rise that nothing supports)
+        ("floors", (None, None, None, "unknown", True, None)),
+        ("ceilings", (None, None, None, "unknown", True, None)),
+        # the same for a rate: no change in points either
+        ("rate_floors", (None, None, None, "unknown", True, None)),
         # base "近800" is [720, 880]: 1000 - 880 = 120 > 0
         ("near_clear", (200, 25.0, None, "up", True, None)),
         # base "近800" is [720, 880]: change in [-30, 130] straddles zero
@@ -152,6 +161,9 @@ def test_year_over_year_rules(cases: TestClient, indicator: str, expected: tuple
         ("floor_base", (None, 20, "at_most")),
         ("floor_now", (20, None, "at_least")),
         ("near_open", (-30, 130, "approximate")),
+        ("floors", (None, None, "unbounded")),
+        ("ceilings", (None, None, "unbounded")),
+        ("rate_floors", (None, None, "unbounded")),
     ],
 )
 def test_change_bounds_follow_the_qualifiers(cases: TestClient, indicator: str, bounds) -> None:  # type: ignore[no-untyped-def]
@@ -199,15 +211,16 @@ def test_summary_counts_directions_per_category(cases: TestClient) -> None:
     body = cases.get(f"{API}/comparisons/summary?year=2023").json()
     [tile] = body["data"]
     # up: rise rate from_zero (0 -> 5 rose, though no percentage) floor_now near_clear tenths
-    # half_up; down: fall; flat: same; unknown: floor_base near_open; not comparable: new gone
-    # unit_moved long (no 2022 value) and Xinbei's fall (2023 only).
+    # half_up; down: fall; flat: same; unknown: floor_base near_open floors ceilings
+    # rate_floors; not comparable: new gone unit_moved long (no 2022 value) and Xinbei's fall
+    # (2023 only).
     assert _pick(tile, "up", "down", "flat", "unknown", "not_comparable", "total") == (
         7,
         1,
         1,
-        2,
         5,
-        16,
+        5,
+        19,
     )
 
 
@@ -222,6 +235,24 @@ def test_series_changes_from_the_previous_available_year_and_cagr(cases: TestCli
     ]
     # (230 / 190) ** (1 / 4) - 1 = 4.8925...% over 2019..2023
     assert (series["first_year"], series["last_year"], series["cagr_pct"]) == (2019, 2023, 4.89)
+
+
+def test_series_points_give_no_figure_for_an_unbounded_change(cases: TestClient) -> None:
+    [series] = cases.get(f"{API}/indicators/floors/series").json()["series"]
+    keys = ("year", "change", "change_pct", "change_min", "change_max", "change_qualifier")
+    assert [_pick(p, *keys) for p in series["points"]] == [
+        (2022, None, None, None, None, None),
+        (2023, None, None, None, None, "unbounded"),
+    ]
+
+
+def test_an_unbounded_change_in_csv_has_empty_figures(cases: TestClient) -> None:
+    response = cases.get(f"{API}/comparisons?year=2023&indicator=floors&format=csv")
+    header, row = response.content.decode("utf-8-sig").splitlines()
+    cells = dict(zip(header.split(","), row.split(","), strict=True))
+    assert (cells["value"], cells["base_value"]) == ("320", "300")
+    assert [cells[k] for k in ("change", "change_pct", "change_pp")] == ["", "", ""]
+    assert (cells["change_qualifier"], cells["direction"]) == ("unbounded", "unknown")
 
 
 def test_series_filters_years_and_says_why_no_cagr(cases: TestClient) -> None:
@@ -291,3 +322,23 @@ def test_comparisons_run_a_bounded_number_of_statements(
     cases.get(f"{API}/{path}")  # warm the code catalog
     # data version, then one statement for the rows (+ categories or the indicator)
     assert count_statements(cases_engine, lambda: cases.get(f"{API}/{path}")) <= 3
+
+
+@pytest.mark.parametrize(
+    ("path", "operation"),
+    [
+        ("/api/v1/comparisons", "list_comparisons"),
+        ("/api/v1/comparisons/summary", "summarize_comparisons"),
+        ("/api/v1/indicators/{code}/series", "get_series"),
+    ],
+)
+def test_each_comparing_operation_states_the_rules_in_the_docs(path: str, operation: str) -> None:
+    from app.main import create_app
+
+    documented = create_app().openapi()["paths"][path]["get"]
+    assert documented["operationId"] == operation
+    description = documented["description"]
+    tolerance = f"±{APPROXIMATE_TOLERANCE * 100:.0f}%"
+    for rule in (tolerance, "percentage points", "`unbounded`", "`no_base_value`", "`change_pp`"):
+        assert rule in description, rule
+    assert "`change`, `change_pct` and `change_pp` are null" in description

@@ -100,7 +100,46 @@ def test_a_code_filter_refuses_an_unknown_code_naming_itself(
     assert response.status_code == 422, response.text[:300]
     [error] = response.json()["errors"]
     assert (error["field"], error["in"]) == (declared.name, "query")
-    assert error["message"] == "unknown code 'no_such_code'"
+    what = "code or name" if declared.named_by else "code"
+    assert error["message"].startswith(f"unknown {what} 'no_such_code'")
+
+
+NAMED = [(path, declared) for path, declared in DECLARED if declared.named_by]
+
+
+@pytest.mark.parametrize(("path", "declared"), NAMED, ids=[f"{p} {d.name}" for p, d in NAMED])
+def test_a_named_filter_reads_each_name_as_its_code(
+    world: TestClient, path: str, declared: Filter
+) -> None:
+    """`region=新北区` and `region=XINBEI DISTRICT` answer what `region=320411` answers (the
+    body's own links aside), and a name given beside its code counts once."""
+    assert declared.checked_by is not None
+    code, *names = {"region": ("320411", "新北区", "Xinbei District")}[declared.name]
+    base = BASE_QUERIES.get(path, {})
+
+    def answer(value: str) -> Any:
+        response = world.get(_url(path), params={**base, declared.name: value})
+        assert response.status_code == 200, response.text[:300]
+        body = response.json()
+        return body.get("data", body.get("series", body)) if isinstance(body, dict) else body
+
+    expected = answer(code)
+    assert expected
+    for name in [*names, names[-1].upper(), names[-1].lower(), f"{code},{names[0]}"]:
+        assert answer(name) == expected, name
+
+
+@pytest.mark.parametrize(("path", "declared"), NAMED, ids=[f"{p} {d.name}" for p, d in NAMED])
+def test_an_unknown_name_lists_the_names_beside_the_codes(
+    world: TestClient, path: str, declared: Filter
+) -> None:
+    params = {**BASE_QUERIES.get(path, {}), declared.name: "武进"}
+    response = world.get(_url(path), params=params)
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert error["unknown"] == ["武进"]
+    assert error["names"]["320412"] == ["武进区", "Wujin District"]
+    assert "320412 (武进区, Wujin District)" in error["message"]
 
 
 OBSERVATION_FILTERS = [declared for path, declared in DECLARED if path == OBSERVATIONS]
@@ -145,3 +184,16 @@ def test_an_observation_filter_keeps_only_the_rows_it_matches(
     matches = MATCHES[declared.kind]
     assert rows == [row for row in everything if matches(row[_field(declared)], given)]
     assert rows
+
+
+def test_names_resolve_before_the_statement_shape(world: TestClient) -> None:
+    """A name reaches the statement cache as its code: names add no shapes (app/prepared.py)."""
+    from app.queries import list_statements
+
+    world.get(OBSERVATIONS, params={"region": "320411"})
+    before = list_statements.cache_info()
+    for value in ("新北区", "Xinbei District", "xinbei district", "320411,新北区,XINBEI DISTRICT"):
+        assert world.get(OBSERVATIONS, params={"region": value}).status_code == 200
+    after = list_statements.cache_info()
+    assert (after.misses, after.currsize) == (before.misses, before.currsize)
+    assert after.hits == before.hits + 4

@@ -262,7 +262,7 @@ def test_other_html_gets_a_policy_that_allows_nothing() -> None:
 
 
 def test_serve_passes_the_connection_limit_and_trusted_proxies_to_uvicorn(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, databases: DatabaseFactory
 ) -> None:
     from typer.testing import CliRunner
 
@@ -270,6 +270,7 @@ def test_serve_passes_the_connection_limit_and_trusted_proxies_to_uvicorn(
 
     seen: dict[str, Any] = {}
     monkeypatch.setattr(cli.uvicorn, "run", lambda *a, **k: seen.update(k))
+    monkeypatch.setattr(get_settings(), "database_url", databases.fresh("empty"))  # serve's check
     monkeypatch.setattr(get_settings(), "limit_concurrency", 7)
     assert CliRunner().invoke(cli.cli, ["serve"]).exit_code == 0
     assert seen["limit_concurrency"] == 7

@@ -382,6 +382,34 @@ def test_if_match_on_a_missing_value_is_412_not_a_create(
     assert snapshot(engine) == before
 
 
+@pytest.mark.parametrize("written", ["r1", " r1 ", 'W/"r0", r1'])
+def test_if_match_reads_a_strong_tag_written_without_quotes(
+    api: TestClient, tokens: dict[str, str], written: str
+) -> None:
+    """RFC 9110 wants `"r1"`; a bare `r1` can only mean that tag, so it is not a mismatch."""
+    response = api.put(
+        _path(FUNDS_CZ_2023),
+        json=_body("777"),
+        headers=bearer(tokens["write"], **{"If-Match": written}),
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["etag"] == '"r2"'
+
+
+@pytest.mark.parametrize("written", ["r9", "W/r1", 'W/"r1"', "'r1'"])
+def test_if_match_still_refuses_other_tags_written_bare_or_weak(
+    api: TestClient, engine: Engine, tokens: dict[str, str], written: str
+) -> None:
+    before = snapshot(engine)
+    response = api.put(
+        _path(FUNDS_CZ_2023),
+        json=_body("777"),
+        headers=bearer(tokens["write"], **{"If-Match": written}),
+    )
+    assert _problem(response, 412)["current_etag"] == '"r1"'
+    assert snapshot(engine) == before
+
+
 def test_if_none_match_star_creates_only(
     api: TestClient, engine: Engine, tokens: dict[str, str]
 ) -> None:

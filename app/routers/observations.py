@@ -48,7 +48,10 @@ async def list_observations(request: Request, params: Params, engine: EngineDep)
 IfMatch = Annotated[
     str | None,
     Header(
-        description="ETag of the state you edited; 412 if someone changed it since.",
+        description=(
+            "ETag of the state you edited; 412 if someone changed it since. Compared strongly; "
+            'a tag written without its quotes (`r1`) is read as `"r1"`.'
+        ),
         examples=['"r1"'],
     ),
 ]
