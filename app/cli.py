@@ -262,7 +262,7 @@ def extract_review(
             publisher_zh=publisher_zh,
         )
         if learn_from is None:
-            with read_connection(get_engine()) as connection:
+            with read_connection(_database()) as connection:
                 knowledge = extraction.knowledge_from_database(connection)
         else:
             knowledge = extraction.knowledge_from_file(learn_from)

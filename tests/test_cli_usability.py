@@ -107,6 +107,8 @@ COMMANDS = [
     ["import", "{bundle}"],
     ["export"],
     ["export", "--format", "csv", "--year", "2023"],
+    # It learns from the database's observations; the draft is never written.
+    ["extract", "{bundle}", "--year", "2024", "--source-code", "x", "--output", "draft.yaml"],
 ]
 IDS = [" ".join(c) for c in COMMANDS]
 
