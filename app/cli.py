@@ -1,4 +1,4 @@
-"""The `statsapi` command: migrate, seed, serve, keys, import, export."""
+"""The `statsapi` command: migrate, seed, serve, keys, import, export, check."""
 
 import os
 import sys
@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from app import imports, migrate as migrations
+from app import imports, migrate as migrations, provenance
 from app.bundle import BundleError, write_csv
 from app.config import get_settings
 from app.db import get_engine, read_connection
@@ -185,6 +185,23 @@ def import_file(
     _print_report(outcome.report)
     if dry_run:
         typer.echo("dry run: nothing was written")
+
+
+@cli.command("check")
+def check() -> None:
+    """Check every published value against the provenance rules; exit 1 naming each failure.
+
+    Current values only (the history is kept as it was published)."""
+    # A plain connection: the read timeout of API requests would cut a check of a large
+    # database short.
+    with get_engine().connect() as connection:
+        failures = provenance.check_stored(connection)
+    for failure in failures:
+        typer.echo(f"{failure}")
+    if failures:
+        typer.echo(f"{len(failures)} problem(s) found", err=True)
+        raise typer.Exit(code=1)
+    typer.echo("every published value keeps the provenance rules")
 
 
 class ExportFormat(StrEnum):

@@ -283,6 +283,11 @@ class Indicator(BaseModel):
     description_zh: str | None = None
     description_en: str | None = None
     display_order: int
+    single_event: bool = Field(
+        description="A single event (one claim), not a yearly series: comparisons and series "
+        "answer `not_a_series` rather than a change.",
+        examples=[False],
+    )
 
 
 class RegionRef(BaseModel):
@@ -378,6 +383,12 @@ class Source(BaseModel):
     observation_count: int
 
 
+DERIVED_DESCRIPTION = (
+    "True when the bureau computed the value (a sum, a rate) rather than stated it: the note says "
+    "how, and the quote is not required to state the number."
+)
+
+
 class ObservationSource(BaseModel):
     """Where a value was published: the source and the clause that states it."""
 
@@ -414,6 +425,7 @@ class Observation(BaseModel):
         )
     )
     note: str | None = None
+    derived: bool = Field(description=DERIVED_DESCRIPTION, examples=[False])
     source: ObservationSource
     revision: int = Field(description="How many states this value has had.", examples=[1])
     updated_at: datetime = Field(description="When this state was recorded.")
@@ -474,7 +486,9 @@ class ObservationPage(BaseModel):
 # --- comparisons ---------------------------------------------------------------------------
 
 Direction = Literal["up", "down", "flat", "unknown"]
-Reason = Literal["no_base_value", "no_current_value", "base_is_zero", "unit_changed"]
+Reason = Literal[
+    "no_base_value", "no_current_value", "base_is_zero", "unit_changed", "not_a_series"
+]
 ChangeQualifier = Literal["exact", "at_least", "at_most", "approximate", "unbounded"]
 NullableNumber = Annotated[
     Decimal | None,
@@ -568,7 +582,12 @@ class ChangeFields(BaseModel):
         description="`up`/`down` only when the whole change interval says so; else `unknown`."
     )
     comparable: bool
-    reason: Reason | None = Field(description="Why the values are not comparable, if not.")
+    reason: Reason | None = Field(
+        description="Why the values are not comparable, if not: a side is missing "
+        "(`no_base_value`, `no_current_value`), `base_is_zero`, `unit_changed`, or "
+        "`not_a_series` (the indicator records a single event, such as one claim, whose values "
+        "in two years are not a change)."
+    )
 
 
 class Comparison(ChangeFields):
@@ -699,7 +718,8 @@ def _model_columns(model: type[BaseModel]) -> list[str]:
 
 class ObservationWrite(BaseModel):
     """The body of a PUT: one value and where it was published. Ids, revisions and times are
-    the server's to set, so they are not accepted here."""
+    the server's to set, so they are not accepted here. The provenance rules (README,
+    "Provenance") are checked: 422 naming `quote`, `value`, `qualifier`, `note` or `source`."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -731,9 +751,18 @@ class ObservationWrite(BaseModel):
         pattern=CODE_PATTERN, max_length=100, description="Source id (`GET /sources`)."
     )
     quote: str = Field(
-        min_length=1, max_length=2000, description="The clause of the source stating the value."
+        min_length=1,
+        max_length=2000,
+        description="The clause of the source stating the value, verbatim: when the source has "
+        "a stored text it must occur in it character for character (no normalisation), and one "
+        "figure it states (万 and 亿 expanded) must equal `value` with the same `qualifier`. "
+        'For a source without a stored text, a locator ("sheet 2, row 14") will do; any '
+        "figure it states is still checked.",
     )
-    note: str | None = Field(default=None, max_length=2000)
+    note: str | None = Field(
+        default=None, max_length=2000, description="Required, saying how, when `derived`."
+    )
+    derived: bool = Field(default=False, description=DERIVED_DESCRIPTION)
     unit: str | None = Field(
         default=None,
         pattern=CODE_PATTERN,
@@ -765,6 +794,7 @@ class Revision(BaseModel):
     qualifier: Qualifier
     source: ObservationSource
     note: str | None
+    derived: bool = Field(description=DERIVED_DESCRIPTION)
     recorded_at: datetime
     recorded_by: str = Field(
         description="The API key's name, or `seed:<file>` for the seed.",
