@@ -19,11 +19,10 @@ Values are exact decimals in base units (1027.3万元 is written 10273000); a YA
 indicator's unless it names another (a measure whose unit changed from one year to the next).
 References (an observation's indicator, an indicator's category...) name a code defined in the
 same bundle or already in the database. Every observation keeps the provenance rules
-(app/provenance.py: the quote is in the source's text and states the value, unless
-`derived`). Unknown keys are errors, so a typo never silently drops a field. YAML is read as YAML 1.2 reads numbers (190:20:30 is text, not 685230); anchors may be
-set, but aliases (*name) are refused; a source's `text_file` names a file inside the bundle's
-folder.
-"""
+(app/provenance.py: the quote is in the source's text and states the value, unless `derived`).
+Unknown keys are errors, so a typo never silently drops a field. YAML is read as YAML 1.2 reads
+numbers (190:20:30 is text, not 685230); anchors may be set, but aliases (*name) are refused; a
+source's `text_file` names a file inside the bundle's folder."""
 
 import csv
 import io

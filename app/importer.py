@@ -1,11 +1,11 @@
 """The one loader: seed bundles, partner imports and the CLI all apply bundles through here.
 
-Applying a bundle is one write transaction: every record is checked first (references resolve,
-no key twice, every observation keeps the provenance rules of app/provenance.py), and any
-error raises `BundleError` before anything is written, so a bad file writes nothing. Records are matched by their natural keys (codes; indicator x region x year), so
-applying the same bundle twice changes nothing. Every observation that is created or changed
-gets a revision row holding its new state, and the data version moves when anything changed.
-"""
+Applying a bundle is one write transaction: every record is checked first (references resolve, no
+key twice, every observation keeps the provenance rules of app/provenance.py), and any error raises
+`BundleError` before anything is written, so a bad file writes nothing. Records are matched by their
+natural keys (codes; indicator x region x year), so applying the same bundle twice changes nothing.
+Every observation that is created or changed gets a revision row holding its new state, and the data
+version moves when anything changed."""
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
