@@ -642,7 +642,9 @@ class CategoryTile(BaseModel):
     down: int
     flat: int
     unknown: int = Field(description="Comparable, but the qualifiers leave the direction open.")
-    not_comparable: int = Field(description="Missing a side, base zero, or a changed unit.")
+    not_comparable: int = Field(
+        description="Missing a side, base zero, a changed unit, or not a series."
+    )
     total: int
 
 
@@ -678,7 +680,7 @@ class RegionSeries(BaseModel):
     )
     cagr_reason: str | None = Field(
         description="Why there is no CAGR: single_year, inexact_endpoint, "
-        "non_positive_endpoint, unit_changed, rate."
+        "non_positive_endpoint, unit_changed, rate, not_a_series (a single event)."
     )
     points: list[SeriesPoint]
 
