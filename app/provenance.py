@@ -101,14 +101,15 @@ def _problems(claim: Claim, source: SourceFacts) -> Iterator[Problem]:
             f"{source.code} was published on {source.published_on.isoformat()}, before "
             f"{claim.year} ended: it cannot state a {claim.year} figure",
         )
-    if source.text is not None and claim.quote not in source.text:
+    verbatim = source.text is None or claim.quote in source.text
+    if not verbatim:
         yield Problem("quote", f"does not occur verbatim in the text of {source.code}")
     if claim.derived:
         if not (claim.note or "").strip():
             yield Problem("note", "a derived value says in its note how it was derived")
         return
     problem = _number_problem(claim, has_text=source.text is not None)
-    if problem is not None:
+    if problem is not None and (verbatim or problem.field != "quote"):  # said once is enough
         yield problem
 
 

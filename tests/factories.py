@@ -49,7 +49,9 @@ def world_document(*, years: range = range(2019, 2024)) -> dict[str, Any]:
                 "title_en": "Synthetic test data",
                 "publisher_zh": "测试",
                 "publisher_en": "Tests",
-                "published_on": "2024-01-01",
+                # After every year the API accepts (bounds.MAX_YEAR): synthetic writes of any
+                # year meet the provenance rule that a source outlives the year it states.
+                "published_on": "2101-01-01",
                 "year_covered": 2023,
             }
         ],
