@@ -28,7 +28,8 @@ def _csv_rows(count: int, *, year: int = 2030, bad_row: int | None = None) -> st
         indicator, region = indicators[n % 3], regions[(n // 3) % 3]
         value = "not-a-number" if bad_row == n + 1 else f"{n}.5"
         lines.append(
-            f"{indicator},{region},{year + n // 9},{value},exact,,{SYNTHETIC_SOURCE},row {n}: {value}"
+            f"{indicator},{region},{year + n // 9},{value},exact,,{SYNTHETIC_SOURCE},"
+            f"row {n}: {value}"
         )
     return "\r\n".join(lines) + "\r\n"
 
