@@ -764,7 +764,8 @@ class ObservationWrite(BaseModel):
     note: str | None = Field(
         default=None, max_length=2000, description="Required, saying how, when `derived`."
     )
-    derived: bool = Field(default=False, description=DERIVED_DESCRIPTION)
+    # Strict: JSON true or false, never 0 or "yes" (the schema says boolean).
+    derived: bool = Field(default=False, strict=True, description=DERIVED_DESCRIPTION)
     unit: str | None = Field(
         default=None,
         pattern=CODE_PATTERN,

@@ -252,3 +252,8 @@ def test_statsapi_check_passes_the_seed_and_names_a_stored_bad_row(
     assert failed.stdout.splitlines() == [
         "job_fairs_held/320400/2023: value: the quote states 19 (exact), not 30"
     ]
+
+
+def test_derived_is_a_json_boolean(seeded, admin) -> None:  # type: ignore[no-untyped-def]
+    body = {"value": 19, "quote": JOB_FAIRS_QUOTE, "derived": 0}
+    assert "derived" in _errors(_put(seeded, admin, JOB_FAIRS, **body))
