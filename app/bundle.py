@@ -9,19 +9,20 @@ A bundle is a mapping with any of these lists, each record keyed by its stable c
     categories:   [{code, name_zh, name_en, description_zh?, description_en?, display_order?}]
     regions:      [{code, name_zh, name_en, level, parent?}]
     indicators:   [{code, category, unit, measure_type, name_zh, name_en,
-                    description_zh?, description_en?, display_order?}]
+                    description_zh?, description_en?, display_order?, single_event?}]
     defaults:     {source?, year?, region?, qualifier?}           # applied to every observation
-    observations: [{indicator, region, year, value, qualifier?, source, quote, note?, unit?}]
+    observations: [{indicator, region, year, value, qualifier?, source, quote, note?, unit?,
+                    derived?}]
 
 Values are exact decimals in base units (1027.3万元 is written 10273000); a YAML float such as
 96.6 is read as the decimal 96.6, never as a binary float. An observation's unit is its
 indicator's unless it names another (a measure whose unit changed from one year to the next).
 References (an observation's indicator, an indicator's category...) name a code defined in the
-same bundle or already in the database. Unknown keys are errors, so a typo never silently drops
-a field. YAML is read as YAML 1.2 reads numbers (190:20:30 is text, not 685230); anchors may be
-set, but aliases (*name) are refused; a source's `text_file` names a file inside the bundle's
-folder.
-"""
+same bundle or already in the database. Every observation keeps the provenance rules
+(app/provenance.py: the quote is in the source's text and states the value, unless `derived`).
+Unknown keys are errors, so a typo never silently drops a field. YAML is read as YAML 1.2 reads
+numbers (190:20:30 is text, not 685230); anchors may be set, but aliases (*name) are refused; a
+source's `text_file` names a file inside the bundle's folder."""
 
 import csv
 import io
@@ -236,6 +237,7 @@ class IndicatorRecord(_Record):
     description_zh: str | None = None
     description_en: str | None = None
     display_order: int = 0
+    single_event: bool = False  # one event, not a yearly series: comparisons say not_a_series
 
 
 # CSV injection (OWASP): a spreadsheet runs a cell that starts with one of these as a formula.
@@ -282,6 +284,7 @@ class ObservationRecord(_Record):
     source: str = Field(pattern=CODE_PATTERN)
     quote: str = Field(min_length=1, max_length=2000)
     note: str | None = Field(default=None, max_length=2000)
+    derived: bool = False  # computed by the bureau: the note says how (app/provenance.py)
 
     _codes = field_validator("region", mode="before")(_code_to_str)
     _text = field_validator("quote", "note")(refuse_formula)
@@ -627,7 +630,7 @@ def read_bundle_file(path: Path) -> LoadedBundle:
 # --- CSV: observations only, for partners who work in spreadsheets --------------------------
 
 CSV_COLUMNS = ("indicator", "region", "year", "value", "qualifier", "note", "source", "quote")
-CSV_OPTIONAL_COLUMNS = ("unit",)
+CSV_OPTIONAL_COLUMNS = ("unit", "derived")  # derived: true or false (empty: false)
 
 
 def decode_upload(data: bytes, *, name: str) -> str:
@@ -696,8 +699,9 @@ def parse_csv(text: str, *, name: str, max_rows: int | None = None) -> LoadedBun
             continue
         values: dict[str, Any] = dict.fromkeys(header)
         values.update((key, cell) for key, cell in zip(header, cells, strict=False) if cell != "")
-        if values.get("qualifier") is None:
-            values.pop("qualifier", None)
+        for optional in ("qualifier", "derived"):  # empty: the record's default
+            if values.get(optional) is None:
+                values.pop(optional, None)
         record = _validate(ObservationRecord, values, errors, file=name, record=line)
         if record is not None:
             records.append(record)
@@ -705,6 +709,12 @@ def parse_csv(text: str, *, name: str, max_rows: int | None = None) -> LoadedBun
     errors.raise_if_any()
     bundle = Bundle(observations=records)
     return LoadedBundle(name=name, bundle=bundle, source_texts={}, observation_labels=labels)
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as the import reads it
+    return "" if value is None else defuse_formula(value)
 
 
 def write_csv(rows: list[dict[str, Any]]) -> str:
@@ -718,7 +728,5 @@ def write_csv(rows: list[dict[str, Any]]) -> str:
     )
     writer.writeheader()
     for row in rows:
-        writer.writerow(
-            {key: "" if value is None else defuse_formula(value) for key, value in row.items()}
-        )
+        writer.writerow({key: _csv_cell(value) for key, value in row.items()})
     return buffer.getvalue()

@@ -1,4 +1,4 @@
-"""The `statsapi` command: migrate, seed, serve, keys, import, export."""
+"""The `statsapi` command: migrate, seed, serve, keys, import, export, check."""
 
 import os
 import sys
@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from app import extract as extraction, imports, migrate as migrations
+from app import extract as extraction, imports, migrate as migrations, provenance
 from app.bundle import BundleError, write_csv
 from app.config import get_settings
 from app.db import get_engine, read_connection, sqlite_file
@@ -283,6 +283,23 @@ def extract_review(
     )
     if report is not None:
         report.write_bytes(dump_json([item.model_dump() for item in result.report]) + b"\n")
+
+
+@cli.command("check")
+def check() -> None:
+    """Check every published value against the provenance rules; exit 1 naming each failure.
+
+    Current values only (the history is kept as it was published)."""
+    # A plain connection: the read timeout of API requests would cut a check of a large
+    # database short.
+    with _database().connect() as connection:
+        failures = provenance.check_stored(connection)
+    for failure in failures:
+        typer.echo(f"{failure}")
+    if failures:
+        typer.echo(f"{len(failures)} problem(s) found", err=True)
+        raise typer.Exit(code=1)
+    typer.echo("every published value keeps the provenance rules")
 
 
 class ExportFormat(StrEnum):

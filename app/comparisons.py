@@ -22,6 +22,9 @@ The rules (the public contract of /comparisons and /indicators/{code}/series):
   `no_current_value`), when the two years were published in different units (`unit_changed`:
   no change is computed), or when a non-rate base is zero (`base_is_zero`: the change is given,
   the percentage is undefined).
+- An indicator that records a single event (`single_event`: one family's claim) is not a
+  series: its values in two years are not a change, so every pair says `not_a_series`
+  (not comparable, no change) and its series have no CAGR (`cagr_reason` `not_a_series`).
 - A series gives each year's change from the previous year that has a value, and the compound
   annual growth rate `cagr_pct` over the span when both ends are exact, positive, in the same
   unit and at least a year apart (never for rates); otherwise `cagr_reason` says why not.
@@ -89,7 +92,9 @@ def is_rate(measure_type: str, unit_code: str) -> bool:
     return measure_type == MeasureType.rate or unit_code in PERCENT_UNITS
 
 
-def compare(current: Value | None, base: Value | None, *, rate: bool) -> dict[str, Any]:
+def compare(
+    current: Value | None, base: Value | None, *, rate: bool, series: bool = True
+) -> dict[str, Any]:
     """The change from `base` to `current` under the rules in the module docstring."""
     result: dict[str, Any] = {
         "change": None,
@@ -102,6 +107,9 @@ def compare(current: Value | None, base: Value | None, *, rate: bool) -> dict[st
         "comparable": False,
         "reason": None,
     }
+    if not series:
+        result["reason"] = "not_a_series"
+        return result
     if current is None or base is None:
         result["reason"] = "no_current_value" if current is None else "no_base_value"
         return result
@@ -180,6 +188,7 @@ LABELS = (
     indicator.c.name_zh.label("indicator_name_zh"),
     indicator.c.name_en.label("indicator_name_en"),
     indicator.c.measure_type,
+    indicator.c.single_event,
     category.c.code.label("category"),
     region.c.code.label("region"),
     region.c.name_zh.label("region_name_zh"),
@@ -384,7 +393,8 @@ def _comparison_row(row: dict[str, Any], years: YearPair) -> dict[str, Any]:
         base_value=row["base_value"],
         base_qualifier=row["base_qualifier"],
     )
-    data.update(compare(current, base, rate=is_rate(row["measure_type"], row["unit"])))
+    rate = is_rate(row["measure_type"], row["unit"])
+    data.update(compare(current, base, rate=rate, series=not row["single_event"]))
     return data
 
 
@@ -470,10 +480,14 @@ def get_series(
     [indicator_dict] = found
     rows = list_series(connection, indicator_code, filters)
     rate = is_rate(indicator_dict["measure_type"], indicator_dict["unit"]["code"])
-    return {"indicator": indicator_dict, "series": build_series(rows, rate=rate)}
+    is_series = not indicator_dict["single_event"]
+    built = build_series(rows, rate=rate, is_series=is_series)
+    return {"indicator": indicator_dict, "series": built}
 
 
-def build_series(rows: Sequence[dict[str, Any]], *, rate: bool) -> list[dict[str, Any]]:
+def build_series(
+    rows: Sequence[dict[str, Any]], *, rate: bool, is_series: bool = True
+) -> list[dict[str, Any]]:
     """Group rows (ordered by region, year) into series with changes and the CAGR."""
     series: list[dict[str, Any]] = []
     for row in rows:
@@ -499,15 +513,15 @@ def build_series(rows: Sequence[dict[str, Any]], *, rate: bool) -> list[dict[str
                 "qualifier": row["qualifier"],
                 "unit": row["unit"],
                 "base_year": previous["year"] if previous else None,
-                **compare(current, base, rate=rate),
+                **compare(current, base, rate=rate, series=is_series),
             }
         )
     for item in series:
         points = item["points"]
         first, last = points[0], points[-1]
         cagr, why_not = (
-            (None, "rate")
-            if rate
+            (None, "not_a_series" if not is_series else "rate")
+            if rate or not is_series
             else cagr_pct(
                 (first["year"], Value(first["value"], first["qualifier"], first["unit"])),
                 (last["year"], Value(last["value"], last["qualifier"], last["unit"])),

@@ -14,8 +14,11 @@ INDICATOR: dict[str, Any] = {
     "unit": {"code": "person_time", "name_zh": "人次", "name_en": "person-times"},
     "measure_type": "flow",
     "description_zh": None,
-    "description_en": None,
+    "description_en": "One of the four trainings of demobilised soldiers (退役士兵) the review "
+    "lists: adaptive, diploma or degree education, entrepreneurship and personalised "
+    "training.",
     "display_order": 1,
+    "single_event": False,
 }
 
 REGION: dict[str, Any] = {
@@ -34,7 +37,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "name_en": "Employment, training and entrepreneurship",
         "description_zh": "这一年,退役军人力量不断汇聚。",
         "description_en": "Training, job fairs, entrepreneurship support, placement of "
-        "demobilised officers and soldiers.",
+        "transferred officers and demobilised soldiers.",
         "display_order": 3,
         "indicator_count": 30,
     },
@@ -58,7 +61,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "Observation": {
         "indicator": "transferred_officers_public_placement_rate",
         "indicator_name_zh": "转业军官安置到各级党政机关、参公事业单位的比例",
-        "indicator_name_en": "Share of demobilised officers placed in Party and government bodies",
+        "indicator_name_en": "Share of transferred officers placed in Party and government bodies",
         "category": "employment_entrepreneurship",
         "region": "320400",
         "region_name_zh": "常州市",
@@ -70,6 +73,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "unit_name_en": "percent",
         "qualifier": "exact",
         "note": "高于全省平均水平 (above the provincial average, which the review does not give).",
+        "derived": False,
         "revision": 1,
         "deleted": False,
         "source": {
@@ -124,6 +128,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "unit": "person_time",
         "qualifier": "exact",
         "note": None,
+        "derived": False,
         "recorded_by": "seed:changzhou-2023-review.yaml",
         "source": {"id": "cz-tyjrswj-2023-review", "quote": "退役士兵适应性培训608人次"},
         "recorded_at": "2024-01-02T08:00:00Z",
@@ -149,6 +154,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                 "description_zh": None,
                 "description_en": None,
                 "display_order": 1,
+                "single_event": False,
             },
             {
                 "code": "volunteer_teams_honoured",
@@ -160,6 +166,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                 "description_zh": None,
                 "description_en": None,
                 "display_order": 2,
+                "single_event": False,
             },
             {
                 "code": "volunteers_honoured",
@@ -171,6 +178,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                 "description_zh": None,
                 "description_en": None,
                 "display_order": 3,
+                "single_event": False,
             },
         ],
     },

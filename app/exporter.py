@@ -36,6 +36,7 @@ def export_observations(connection: Connection, *, year: int | None = None) -> l
             source.c.code.label("source"),
             observation.c.quote,
             unit.c.code.label("unit"),
+            observation.c.derived,
         )
         .select_from(
             observation.join(indicator, observation.c.indicator_id == indicator.c.id)
@@ -101,6 +102,7 @@ def export_bundle(connection: Connection, *, year: int | None = None) -> dict[st
                 indicator.c.description_zh,
                 indicator.c.description_en,
                 indicator.c.display_order,
+                indicator.c.single_event,
             )
             .select_from(
                 indicator.join(category, indicator.c.category_id == category.c.id).join(

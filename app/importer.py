@@ -1,11 +1,11 @@
 """The one loader: seed bundles, partner imports and the CLI all apply bundles through here.
 
-Applying a bundle is one write transaction: every record is checked first (references resolve,
-no key twice), and any error raises `BundleError` before anything is written, so a bad file
-writes nothing. Records are matched by their natural keys (codes; indicator x region x year), so
-applying the same bundle twice changes nothing. Every observation that is created or changed
-gets a revision row holding its new state, and the data version moves when anything changed.
-"""
+Applying a bundle is one write transaction: every record is checked first (references resolve, no
+key twice, every observation keeps the provenance rules of app/provenance.py), and any error raises
+`BundleError` before anything is written, so a bad file writes nothing. Records are matched by their
+natural keys (codes; indicator x region x year), so applying the same bundle twice changes nothing.
+Every observation that is created or changed gets a revision row holding its new state, and the data
+version moves when anything changed."""
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, insert, select, update
 
+from app import provenance
 from app.bundle import BundleError, ErrorList, LoadedBundle, ObservationRecord, RecordError
 from app.models import (
     category_table,
@@ -22,6 +23,7 @@ from app.models import (
     source_table,
     unit_table,
 )
+from app.provenance import Claim, SourceFacts
 from app.writes import Action, NewState, bump_data_version, upsert_observations
 
 
@@ -160,6 +162,31 @@ def _check_references(connection: Connection, loaded: LoadedBundle) -> ErrorList
     return errors
 
 
+def _cited_sources(connection: Connection, loaded: LoadedBundle) -> dict[str, SourceFacts]:
+    """Each cited source as it will stand once the bundle is applied: a source the bundle
+    defines replaces the stored one, whose text stays when the bundle gives none."""
+    cited = {obs.source for obs in loaded.bundle.observations}
+    sources = provenance.stored_sources(connection, cited)
+    for record in loaded.bundle.sources:
+        stored = sources.get(record.code)
+        text = loaded.source_texts.get(record.code, stored.text if stored else None)
+        sources[record.code] = SourceFacts(record.code, record.published_on, text)
+    return sources
+
+
+def _check_provenance(connection: Connection, loaded: LoadedBundle) -> ErrorList:
+    """Every observation keeps the provenance rules (app/provenance.py); each problem is an
+    error naming the row and the field, as the other row-level errors do."""
+    errors = ErrorList()
+    sources = _cited_sources(connection, loaded)
+    for index, obs in enumerate(loaded.bundle.observations):
+        claim = Claim(obs.year, obs.value, obs.qualifier.value, obs.quote, obs.note, obs.derived)
+        for problem in provenance.check(claim, sources[obs.source]):
+            record = loaded.label("observations", index)
+            errors.add(RecordError(loaded.name, record, problem.field, problem.message))
+    return errors
+
+
 def _apply_reference_data(
     connection: Connection, loaded: LoadedBundle, report: ImportReport
 ) -> None:
@@ -231,6 +258,7 @@ def _apply_observations(
                 source_id=sources[obs.source],
                 quote=obs.quote,
                 note=obs.note,
+                derived=obs.derived,
             )
         )
     actions: list[Action] = []
@@ -258,7 +286,7 @@ def apply_bundle(
     `dry_run`, does the same work and reports, then leaves the transaction for the caller to
     roll back. `on_progress` is called with the number of observations done after each chunk.
     """
-    errors = _check_references(connection, loaded)
+    errors = _check_references(connection, loaded) or _check_provenance(connection, loaded)
     if errors:
         raise BundleError(errors)
     report = ImportReport(bundle=loaded.name, dry_run=dry_run)

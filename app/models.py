@@ -14,6 +14,7 @@ from sqlalchemy import (
     MetaData,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlmodel import Field, SQLModel
 
@@ -123,6 +124,9 @@ class Indicator(SQLModel, table=True):
     description_zh: str | None = Field(default=None, sa_type=Text)
     description_en: str | None = Field(default=None, sa_type=Text)
     display_order: int = Field(default=0)
+    # A single event (one family's claim), not a quantity measured every year: comparisons
+    # and series answer `not_a_series` rather than a change (app/comparisons.py).
+    single_event: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class Source(SQLModel, table=True):
@@ -166,6 +170,9 @@ class Observation(SQLModel, table=True):
     source_id: int = Field(foreign_key="source.id")
     quote: str = Field(sa_type=Text)
     note: str | None = Field(default=None, sa_type=Text)
+    # Computed by the bureau (a sum, a rate) rather than stated: the note says how, and the
+    # provenance check does not look for the value in the quote (app/provenance.py).
+    derived: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     revision: int = Field(default=1)  # how many states it has had; part of its ETag
     created_at: datetime = Field(sa_column=_timestamp())
     updated_at: datetime = Field(sa_column=_timestamp())
@@ -211,6 +218,9 @@ class ObservationRevision(SQLModel, table=True):
     source_id: int = Field(foreign_key="source.id")
     quote: str = Field(sa_type=Text)
     note: str | None = Field(default=None, sa_type=Text)
+    # Computed by the bureau (a sum, a rate) rather than stated: the note says how, and the
+    # provenance check does not look for the value in the quote (app/provenance.py).
+    derived: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     recorded_at: datetime = Field(sa_column=_timestamp())
     recorded_by: str = Field(max_length=100)  # "seed:<file>", or an API key's name
 

@@ -78,6 +78,7 @@ def _indicator_select() -> Select[Any]:
             indicator.c.description_zh,
             indicator.c.description_en,
             indicator.c.display_order,
+            indicator.c.single_event,
         )
         .select_from(
             indicator.join(category, indicator.c.category_id == category.c.id).join(
@@ -105,6 +106,7 @@ _INDICATOR_KEYS = (
     "description_zh",
     "description_en",
     "display_order",
+    "single_event",
 )
 
 
@@ -309,7 +311,7 @@ def observation_states(*, as_of: Any = None, changed_after: Any = None) -> Any:
     `changed_after`) only those whose latest change came later, deletions included and marked.
 
     Columns: id, indicator_id, region_id, year, value, unit_id, qualifier, source_id, quote,
-    note, revision, updated_at, deleted. `as_of` and `changed_after` are datetimes or bound
+    note, derived, revision, updated_at, deleted. `as_of` and `changed_after` are datetimes or bound
     parameters (`bindparam`) standing for them.
 
     A series' state at T is its revision recorded by T that no later revision recorded by T
@@ -358,6 +360,7 @@ STATE_COLUMNS = (
     "source_id",
     "quote",
     "note",
+    "derived",
     "revision",
 )
 TIEBREAK = ("indicator", "region", "year")
@@ -546,6 +549,7 @@ def _observation_select(states: Any) -> Select[Any]:
         unit.c.name_en.label("unit_name_en"),
         states.c.qualifier,
         states.c.note,
+        states.c.derived,
         source.c.code.label("source_id"),
         states.c.quote,
         states.c.revision,
@@ -575,6 +579,7 @@ def list_revisions(
             source.c.code.label("source_id"),
             revision.c.quote,
             revision.c.note,
+            revision.c.derived,
             revision.c.recorded_at,
             revision.c.recorded_by,
         )

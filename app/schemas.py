@@ -289,6 +289,11 @@ class Indicator(BaseModel):
     description_zh: str | None = None
     description_en: str | None = None
     display_order: int
+    single_event: bool = Field(
+        description="A single event (one claim), not a yearly series: comparisons and series "
+        "answer `not_a_series` rather than a change.",
+        examples=[False],
+    )
 
 
 class RegionRef(BaseModel):
@@ -384,6 +389,12 @@ class Source(BaseModel):
     observation_count: int
 
 
+DERIVED_DESCRIPTION = (
+    "True when the bureau computed the value (a sum, a rate) rather than stated it: the note says "
+    "how, and the quote is not required to state the number."
+)
+
+
 class ObservationSource(BaseModel):
     """Where a value was published: the source and the clause that states it."""
 
@@ -420,6 +431,7 @@ class Observation(BaseModel):
         )
     )
     note: str | None = None
+    derived: bool = Field(description=DERIVED_DESCRIPTION, examples=[False])
     source: ObservationSource
     revision: int = Field(description="How many states this value has had.", examples=[1])
     updated_at: datetime = Field(description="When this state was recorded.")
@@ -480,7 +492,9 @@ class ObservationPage(BaseModel):
 # --- comparisons ---------------------------------------------------------------------------
 
 Direction = Literal["up", "down", "flat", "unknown"]
-Reason = Literal["no_base_value", "no_current_value", "base_is_zero", "unit_changed"]
+Reason = Literal[
+    "no_base_value", "no_current_value", "base_is_zero", "unit_changed", "not_a_series"
+]
 ChangeQualifier = Literal["exact", "at_least", "at_most", "approximate", "unbounded"]
 NullableNumber = Annotated[
     Decimal | None,
@@ -582,7 +596,12 @@ class ChangeFields(BaseModel):
         description="`up`/`down` only when the whole change interval says so; else `unknown`."
     )
     comparable: bool
-    reason: Reason | None = Field(description="Why the values are not comparable, if not.")
+    reason: Reason | None = Field(
+        description="Why the values are not comparable, if not: a side is missing "
+        "(`no_base_value`, `no_current_value`), `base_is_zero`, `unit_changed`, or "
+        "`not_a_series` (the indicator records a single event, such as one claim, whose values "
+        "in two years are not a change)."
+    )
 
 
 class Comparison(ChangeFields):
@@ -637,7 +656,9 @@ class CategoryTile(BaseModel):
     down: int
     flat: int
     unknown: int = Field(description="Comparable, but the qualifiers leave the direction open.")
-    not_comparable: int = Field(description="Missing a side, base zero, or a changed unit.")
+    not_comparable: int = Field(
+        description="Missing a side, base zero, a changed unit, or not a series."
+    )
     total: int
 
 
@@ -673,7 +694,7 @@ class RegionSeries(BaseModel):
     )
     cagr_reason: str | None = Field(
         description="Why there is no CAGR: single_year, inexact_endpoint, "
-        "non_positive_endpoint, unit_changed, rate."
+        "non_positive_endpoint, unit_changed, rate, not_a_series (a single event)."
     )
     points: list[SeriesPoint]
 
@@ -713,7 +734,8 @@ def _model_columns(model: type[BaseModel]) -> list[str]:
 
 class ObservationWrite(BaseModel):
     """The body of a PUT: one value and where it was published. Ids, revisions and times are
-    the server's to set, so they are not accepted here."""
+    the server's to set, so they are not accepted here. The provenance rules (README,
+    "Provenance") are checked: 422 naming `quote`, `value`, `qualifier`, `note` or `source`."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -745,9 +767,19 @@ class ObservationWrite(BaseModel):
         pattern=CODE_PATTERN, max_length=100, description="Source id (`GET /sources`)."
     )
     quote: str = Field(
-        min_length=1, max_length=2000, description="The clause of the source stating the value."
+        min_length=1,
+        max_length=2000,
+        description="The clause of the source stating the value, verbatim: when the source has "
+        "a stored text it must occur in it character for character (no normalisation), and one "
+        "figure it states (万 and 亿 expanded) must equal `value` with the same `qualifier`. "
+        'For a source without a stored text, a locator ("sheet 2, row 14") will do; any '
+        "figure it states is still checked.",
     )
-    note: str | None = Field(default=None, max_length=2000)
+    note: str | None = Field(
+        default=None, max_length=2000, description="Required, saying how, when `derived`."
+    )
+    # Strict: JSON true or false, never 0 or "yes" (the schema says boolean).
+    derived: bool = Field(default=False, strict=True, description=DERIVED_DESCRIPTION)
     unit: str | None = Field(
         default=None,
         pattern=CODE_PATTERN,
@@ -779,6 +811,7 @@ class Revision(BaseModel):
     qualifier: Qualifier
     source: ObservationSource
     note: str | None
+    derived: bool = Field(description=DERIVED_DESCRIPTION)
     recorded_at: datetime
     recorded_by: str = Field(
         description="The API key's name, or `seed:<file>` for the seed.",

@@ -24,7 +24,7 @@ from sqlalchemy import (
     update,
 )
 
-from app import queries
+from app import provenance, queries
 from app.db import write_transaction
 from app.errors import InvalidParameterError, NotFoundError, PreconditionFailedError
 from app.etags import etag_matches
@@ -41,7 +41,7 @@ from app.models import (
 )
 
 Action = Literal["created", "changed", "unchanged"]
-STATE_FIELDS = ("value", "unit_id", "qualifier", "source_id", "quote", "note")
+STATE_FIELDS = ("value", "unit_id", "qualifier", "source_id", "quote", "note", "derived")
 CHUNK = 500  # keys per IN list, whatever the size of the import
 COVER_SLACK = 2  # _matching reads at most twice as many cells as it was asked for
 
@@ -57,6 +57,7 @@ class NewState:
     source_id: int
     quote: str
     note: str | None
+    derived: bool = False
 
     def fields(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in STATE_FIELDS}
@@ -272,13 +273,39 @@ class RequestedValue:
     quote: str
     note: str | None
     unit: str | None  # None: the indicator's own unit
+    derived: bool = False
+
+
+def _check_provenance(connection: Connection, year: int, requested: RequestedValue) -> None:
+    """422 naming the first field that breaks the provenance rules (app/provenance.py)."""
+    source = provenance.stored_sources(connection, [requested.source]).get(requested.source)
+    if source is None:
+        raise InvalidParameterError.for_field(
+            "body", "source", f"unknown code {requested.source!r}"
+        )
+    claim = provenance.Claim(
+        year=year,
+        value=requested.value,
+        qualifier=requested.qualifier,
+        quote=requested.quote,
+        note=requested.note,
+        derived=requested.derived,
+    )
+    problems = provenance.check(claim, source)
+    if problems:
+        raise InvalidParameterError(
+            "; ".join(f"body parameter {p.field!r}: {p.message}" for p in problems),
+            errors=[{"field": p.field, "in": "body", "message": p.message} for p in problems],
+        )
 
 
 def _new_state(
     connection: Connection, resolved: ResolvedKey, requested: RequestedValue
 ) -> NewState:
-    """The state a PUT asks for, with its codes checked (422 naming the body field)."""
+    """The state a PUT asks for, with its codes and provenance checked (422 naming the body
+    field)."""
     unit = requested.unit
+    _check_provenance(connection, resolved.key[2], requested)
     return NewState(
         key=resolved.key,
         value=requested.value,
@@ -289,6 +316,7 @@ def _new_state(
         source_id=_code_id(connection, source_table, requested.source, "source"),
         quote=requested.quote,
         note=requested.note,
+        derived=requested.derived,
     )
 
 

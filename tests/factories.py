@@ -15,6 +15,11 @@ from app.importer import ImportReport, apply_bundle
 
 SYNTHETIC_SOURCE = "synthetic-test-source"
 SYNTHETIC_TEXT = "SYNTHETIC TEST DATA. Not a statistic of any agency."
+# SYNTHETIC writes to a database holding the real seed cite the 2023 review with this clause of
+# its text, marked `derived` with a note that says SYNTHETIC: they keep the provenance rules
+# (app/provenance.py) without claiming the review states them. Their years are at most 2023.
+REVIEW_CLAUSE = "本地现场招聘会19场"
+SYNTHETIC_DERIVED = {"quote": REVIEW_CLAUSE, "derived": True}
 
 
 def world_document(*, years: range = range(2019, 2024)) -> dict[str, Any]:
@@ -49,7 +54,9 @@ def world_document(*, years: range = range(2019, 2024)) -> dict[str, Any]:
                 "title_en": "Synthetic test data",
                 "publisher_zh": "测试",
                 "publisher_en": "Tests",
-                "published_on": "2024-01-01",
+                # After every year the API accepts (bounds.MAX_YEAR): synthetic writes of any
+                # year meet the provenance rule that a source outlives the year it states.
+                "published_on": "2101-01-01",
                 "year_covered": 2023,
             }
         ],

@@ -10,6 +10,10 @@ from app.db import build_engine
 from app.keys import Scope, create_key
 from app.models import observation_table, revision_table
 from tests.conftest import ClientFactory, DatabaseFactory
+from tests.factories import REVIEW_CLAUSE
+
+# The source, quote and derived cells of a SYNTHETIC row on the seeded database.
+SYNTHETIC_REVIEW_CELLS = f"cz-tyjrswj-2023-review,{REVIEW_CLAUSE},true"
 
 
 def _statsapi(*args: str, database_url: str, cwd=None) -> subprocess.CompletedProcess[str]:
@@ -130,7 +134,7 @@ def _recorded_by(database_url: str) -> list[str]:
     with engine.connect() as connection:
         names = connection.execute(
             select(revision_table.c.recorded_by)
-            .where(revision_table.c.quote.like("SYNTHETIC%"))
+            .where(revision_table.c.note.like("SYNTHETIC%"))
             .order_by(revision_table.c.id)
         ).scalars()
         found = list(names)
@@ -142,8 +146,10 @@ def test_cli_imports_are_recorded_as_cli_or_the_name_given_never_the_os_user(
     databases: DatabaseFactory, tmp_path
 ) -> None:
     url = databases.fresh("seeded")
-    header = "indicator,region,year,value,qualifier,note,source,quote\r\n"
-    row = "adaptive_training_trainees,320400,2030,{},exact,,cz-tyjrswj-2023-review,SYNTHETIC\r\n"
+    header = "indicator,region,year,value,qualifier,note,source,quote,derived\r\n"
+    row = (
+        f"adaptive_training_trainees,320400,1990,{{}},exact,SYNTHETIC,{SYNTHETIC_REVIEW_CELLS}\r\n"
+    )
     for value, by in ((1, ()), (2, ("--by", "bureau-desk"))):
         path = tmp_path / f"v{value}.csv"
         path.write_text(header + row.format(value))
@@ -160,7 +166,7 @@ def _history(database_url: str) -> list[tuple[object, ...]]:
         columns = (revision_table.c.year, revision_table.c.value, revision_table.c.revision)
         rows = connection.execute(
             select(*columns, revision_table.c.action)
-            .where(revision_table.c.quote.like("SYNTHETIC%"))
+            .where(revision_table.c.note.like("SYNTHETIC%"))
             .order_by(*columns)
         )
         found = [tuple(row) for row in rows]
@@ -173,9 +179,11 @@ def test_the_cli_and_the_api_run_the_same_import_alike(
 ) -> None:
     """`statsapi import` and POST /imports run one service (app/imports.py `run_import`): the
     same file gives the same counts and the same revisions through either."""
-    header = "indicator,region,year,value,qualifier,note,source,quote\r\n"
-    row = "adaptive_training_trainees,320400,{},{},exact,,cz-tyjrswj-2023-review,SYNTHETIC\r\n"
-    body = header + row.format(2030, 1) + row.format(2031, 2)
+    header = "indicator,region,year,value,qualifier,note,source,quote,derived\r\n"
+    row = (
+        f"adaptive_training_trainees,320400,{{}},{{}},exact,SYNTHETIC,{SYNTHETIC_REVIEW_CELLS}\r\n"
+    )
+    body = header + row.format(1990, 1) + row.format(1991, 2)
     (tmp_path / "values.csv").write_text(body)
     by_cli, by_api = databases.fresh("seeded"), databases.fresh("seeded")
 
@@ -198,5 +206,5 @@ def test_the_cli_and_the_api_run_the_same_import_alike(
             f"{counts['changed']} changed, {counts['unchanged']} unchanged"
         ]
     assert answers[1].json()["summary"]["observations"]["unchanged"] == 2
-    created = [(2030, 1, 1, "create"), (2031, 2, 1, "create")]
+    created = [(1990, 1, 1, "create"), (1991, 2, 1, "create")]
     assert _history(by_cli) == _history(by_api) == created

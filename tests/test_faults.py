@@ -9,7 +9,7 @@ only in the PostgreSQL pass and always leaves the cluster accepting connections 
 it again and waits for pg_isready, whatever happened).
 
 Every row these tests write is SYNTHETIC: years 1949-2020, which the seed (2023 only) never
-uses, and quotes that say SYNTHETIC.
+uses, derived, with notes that say SYNTHETIC (tests/factories.py REVIEW_CLAUSE).
 """
 
 import json
@@ -31,10 +31,11 @@ from sqlalchemy.engine import make_url
 from app.bundle import read_bundle_file
 from app.db import sqlalchemy_url
 from tests.conftest import PG_URL, SEED_DIR, DatabaseFactory
+from tests.factories import REVIEW_CLAUSE, SYNTHETIC_DERIVED
 from tests.live import children, serving, write_key
 
 SOURCE = "cz-tyjrswj-2023-review"
-HEADER = "indicator,region,year,value,qualifier,note,source,quote"
+HEADER = "indicator,region,year,value,qualifier,note,source,quote,derived"
 SYNTHETIC_YEARS = range(1950, 2021)
 IMPORT_ROWS = 20_000
 # Twice the default row limit: the import must still be writing when the test strikes.
@@ -63,7 +64,10 @@ def _synthetic_csv(rows: int = IMPORT_ROWS) -> bytes:
     assert len(cells) >= rows
     lines = [HEADER]
     for n, (indicator, region, year) in enumerate(cells[:rows]):
-        lines.append(f"{indicator},{region},{year},{n},exact,,{SOURCE},SYNTHETIC fault row {n}")
+        lines.append(
+            f"{indicator},{region},{year},{n},exact,SYNTHETIC fault row {n},{SOURCE},"
+            f"{REVIEW_CLAUSE},true"
+        )
     return ("\r\n".join(lines) + "\r\n").encode()
 
 
@@ -76,7 +80,7 @@ def _query_one(database_url: str, sql: str) -> int:
         engine.dispose()
 
 
-SYNTHETIC_FILTER = "year BETWEEN 1950 AND 2020 AND quote LIKE 'SYNTHETIC fault row %'"
+SYNTHETIC_FILTER = "year BETWEEN 1950 AND 2020 AND note LIKE 'SYNTHETIC fault row %'"
 
 
 def _synthetic_counts(database_url: str) -> tuple[int, int]:
@@ -483,7 +487,8 @@ def test_a_worker_killed_mid_import_leaves_all_of_it_or_none_and_the_database_se
         assert [row["year"] for row in read.json()["data"]] == [2023]
         written = httpx.put(
             f"{server.url}/api/v1/observations/job_fairs_held/320402/1949",
-            json={"value": 3, "source": SOURCE, "quote": "SYNTHETIC after the kill"},
+            json={"value": 3, "source": SOURCE, "note": "SYNTHETIC after the kill"}
+            | SYNTHETIC_DERIVED,
             headers=headers,
             timeout=10,
         )
@@ -548,7 +553,7 @@ def test_a_sqlite_lock_held_past_the_busy_timeout_answers_503_with_retry_after(
     url = databases.fresh("seeded")
     headers = write_key(url, name="faults")
     path = "/api/v1/observations/adaptive_training_trainees/320402/1990"
-    body = {"value": 12, "qualifier": "exact", "source": SOURCE, "quote": "SYNTHETIC locked"}
+    body = {"value": 12, "source": SOURCE, "note": "SYNTHETIC locked"} | SYNTHETIC_DERIVED
     with serving(url, tmp_path / "server.log", STATSAPI_SQLITE_BUSY_TIMEOUT_MS="200") as server:
         blocker = sqlite3.connect(make_url(url).database or "", timeout=0)
         blocker.isolation_level = None

@@ -116,7 +116,11 @@ def test_a_generated_client_writes_with_a_key(generated: Any, server: tuple[Serv
     get_observation = _module("api.observations.get_observation")
     observation_write = _module("models.observation_write")
     body = observation_write.ObservationWrite(
-        value="612", source="cz-tyjrswj-2023-review", quote="退役士兵适应性培训612人次"
+        value="612",
+        source="cz-tyjrswj-2023-review",
+        quote="退役士兵适应性培训608人次",
+        derived=True,
+        note="SYNTHETIC: the review states 608",
     )
     where = {"indicator": "adaptive_training_trainees", "region": "320400", "year": 2023}
     with package.AuthenticatedClient(base_url=live.url, token=token) as client:

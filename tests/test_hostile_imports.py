@@ -2,7 +2,7 @@
 short write locks, small idempotency records (issue 11, items 3, 8 and 9).
 
 Every row here is SYNTHETIC: the seed's indicators and regions over made-up years and values,
-quoted as "SYNTHETIC row n".
+derived from a clause of the review, noted as SYNTHETIC (tests/factories.py REVIEW_CLAUSE).
 """
 
 import asyncio
@@ -23,18 +23,20 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, update
 
 from app import imports as import_service
-from app.bundle import MAX_YEAR, read_bundle_file
+from app.bounds import MIN_YEAR
+from app.bundle import read_bundle_file
 from app.config import get_settings
 from app.keys import Scope, create_key
 from app.models import idempotency_table, utcnow
 from app.routers import imports as imports_router
 from tests.conftest import SEED_DIR, ClientFactory, DatabaseFactory, count_statements
+from tests.factories import REVIEW_CLAUSE, SYNTHETIC_DERIVED
 from tests.live import serving, write_key
 from tests.test_faults import _write_in_progress as write_in_progress
 
 URL = "/api/v1/imports"
 SOURCE = "cz-tyjrswj-2023-review"
-HEADER = "indicator,region,year,value,qualifier,note,source,quote"
+HEADER = "indicator,region,year,value,qualifier,note,source,quote,derived"
 LARGE_IMPORT_ROWS = 10_000  # the default row limit (app/config.py max_import_rows)
 # 10,000 changed rows ran 55 statements in the write once batched (10,000 more before: one
 # UPDATE a row); the bound leaves room for the request's own (the key, the data version).
@@ -48,14 +50,15 @@ def _seed_cells() -> tuple[list[str], list[str]]:
 
 
 def _synthetic_cells(rows: int) -> Iterator[tuple[int, str, str, int]]:
-    """(n, indicator, region, year): the seed's indicators x regions, years counting down from
-    MAX_YEAR (the seed's own year, 2023, is reached only past about 5,000 rows)."""
+    """(n, indicator, region, year): the seed's indicators x regions, years counting up from
+    MIN_YEAR + 1 (a source cannot state a year after it; the seed's own year, 2023, is reached
+    only past about 20,000 rows; MIN_YEAR itself is the probes')."""
     indicators, regions = _seed_cells()
     per_year = len(indicators) * len(regions)
     for n in range(rows):
         indicator = indicators[n % len(indicators)]
         region = regions[(n // len(indicators)) % len(regions)]
-        yield n, indicator, region, MAX_YEAR - n // per_year
+        yield n, indicator, region, MIN_YEAR + 1 + n // per_year
 
 
 def synthetic_csv(rows: int, *, value_offset: int = 0) -> str:
@@ -63,7 +66,8 @@ def synthetic_csv(rows: int, *, value_offset: int = 0) -> str:
     lines = [HEADER]
     for n, indicator, region, year in _synthetic_cells(rows):
         lines.append(
-            f"{indicator},{region},{year},{n + value_offset},exact,,{SOURCE},SYNTHETIC row {n}"
+            f"{indicator},{region},{year},{n + value_offset},exact,SYNTHETIC row {n},{SOURCE},"
+            f"{REVIEW_CLAUSE},true"
         )
     return "\r\n".join(lines) + "\r\n"
 
@@ -170,7 +174,7 @@ def synthetic_yaml(rows: int) -> str:
     for n, indicator, region, year in _synthetic_cells(rows):
         lines.append(
             f'  - {{indicator: {indicator}, region: "{region}", year: {year}, value: {n}, '
-            f"quote: 'SYNTHETIC row {n}', note: '{NOTE}'}}"
+            f"quote: {REVIEW_CLAUSE}, derived: true, note: '{NOTE}'}}"
         )
     return "\n".join(lines) + "\n"
 
@@ -330,7 +334,8 @@ def test_live_puts_during_an_import_at_the_row_limit_wait_rather_than_fail(
             sent = time.monotonic()
             response = httpx.put(
                 f"{server.url}/api/v1/observations/adaptive_training_trainees/320400/1949",
-                json={"value": len(puts), "source": SOURCE, "quote": "SYNTHETIC probe value"},
+                json={"value": len(puts), "source": SOURCE, "note": "SYNTHETIC probe value"}
+                | SYNTHETIC_DERIVED,
                 headers=headers,
                 timeout=PUT_WAIT_BOUND_S * 2,
             )

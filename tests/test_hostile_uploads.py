@@ -384,7 +384,9 @@ def test_formula_quotes_are_refused_in_a_put(api: TestClient, token: str, quote:
 
 @pytest.mark.parametrize("quote", NOT_FORMULAS)
 def test_plain_numbers_and_text_are_accepted(api: TestClient, token: str, quote: str) -> None:
-    body = HEADER + "\r\n" + _csv_line(quote=quote, note=quote) + "\r\n"
+    # Derived (its note says how): the quote's figures, if any, need not be the value.
+    line = _csv_line(quote=quote, note=quote) + ",true"
+    body = HEADER + ",derived\r\n" + line + "\r\n"
     response = _post(api, token, body, "text/csv")
     assert response.status_code == 200, response.text
 

@@ -100,7 +100,9 @@ def test_the_same_series_and_year_twice_is_an_error(empty_engine: Engine, tmp_pa
 def test_a_changed_value_keeps_the_old_state_as_a_revision(seeded_engine: Engine, tmp_path) -> None:
     document = _seed_document()
     first = document["observations"][0]
-    document["observations"] = [{**first, "value": "609", "note": "corrected (test)"}]
+    # SYNTHETIC: the review states 608; marked derived (with a note) to pass provenance.
+    correction = {"value": "609", "note": "SYNTHETIC correction (test)", "derived": True}
+    document["observations"] = [{**first, **correction}]
     version = data_version(seeded_engine)
 
     report = _apply(seeded_engine, _write_bundle(tmp_path, document))
@@ -125,7 +127,8 @@ def test_a_changed_value_keeps_the_old_state_as_a_revision(seeded_engine: Engine
 )
 def test_decimals_round_trip_exactly(empty_engine: Engine, tmp_path, text: str) -> None:
     document = _seed_document()
-    document["observations"] = [{**document["observations"][0], "value": text}]
+    synthetic = {"value": text, "derived": True, "note": "SYNTHETIC: a round-trip test"}
+    document["observations"] = [{**document["observations"][0], **synthetic}]
 
     _apply(empty_engine, _write_bundle(tmp_path, document))
 

@@ -28,7 +28,8 @@ def _csv_rows(count: int, *, year: int = 2030, bad_row: int | None = None) -> st
         indicator, region = indicators[n % 3], regions[(n // 3) % 3]
         value = "not-a-number" if bad_row == n + 1 else f"{n}.5"
         lines.append(
-            f"{indicator},{region},{year + n // 9},{value},exact,,{SYNTHETIC_SOURCE},row {n}"
+            f"{indicator},{region},{year + n // 9},{value},exact,,{SYNTHETIC_SOURCE},"
+            f"row {n}: {value}"
         )
     return "\r\n".join(lines) + "\r\n"
 
@@ -97,7 +98,7 @@ def test_dry_run_reports_and_writes_nothing(api, tokens, engine) -> None:  # typ
 
 def test_a_correction_by_import_keeps_the_old_value_in_history(api, tokens) -> None:  # type: ignore[no-untyped-def]
     _post(api, tokens["write"], _csv_rows(1))
-    corrected = _csv_rows(1).replace(",0.5,", ",0.75,")
+    corrected = _csv_rows(1).replace(",0.5,", ",0.75,").replace(": 0.5", ": 0.75")
     report = _post(api, tokens["write"], corrected).json()
     assert report["summary"]["observations"]["changed"] == 1
     history = api.get("/api/v1/observations/trained/320400/2030/revisions").json()["data"]

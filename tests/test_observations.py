@@ -144,6 +144,7 @@ def test_each_row_carries_labels_unit_and_source(world: TestClient) -> None:
         "unit_name_en": "yuan",
         "qualifier": "exact",
         "note": None,
+        "derived": False,
         "source": {"id": "synthetic-test-source", "quote": "synthetic funds 320412 2020"},
     }
 

@@ -58,7 +58,12 @@ def _client(engine: Engine) -> TestClient:
 
 
 def _put(client: TestClient, token: str, path: str, value: str, **fields: Any) -> None:
-    body = {"value": value, "source": SYNTHETIC_SOURCE, "quote": f"synthetic {path}", **fields}
+    body = {
+        "value": value,
+        "source": SYNTHETIC_SOURCE,
+        "quote": f"synthetic {path.replace('/', ' ')}",
+        **fields,
+    }
     response = client.put(f"{API}/{path}", json=body, headers={"Authorization": f"Bearer {token}"})
     assert response.status_code in (200, 201), response.text
 

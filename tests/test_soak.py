@@ -20,6 +20,7 @@ from sqlalchemy import select
 from app.db import build_engine
 from app.models import indicator_table, region_table, revision_table
 from tests.conftest import DatabaseFactory
+from tests.factories import SYNTHETIC_DERIVED
 from tests.live import serving, write_token
 
 SECONDS = float(os.environ.get("STATSAPI_SOAK_SECONDS", "60"))
@@ -42,7 +43,8 @@ def _writer(
             for path in (own, SHARED):
                 # writer 0 sends even values, writer 1 odd ones: never the same value twice
                 value = str(2 * (n * 2 + (path == SHARED)) + writer)
-                body = {"value": value, "source": "cz-tyjrswj-2023-review", "quote": "SYNTHETIC"}
+                body = {"value": value, "source": "cz-tyjrswj-2023-review", "note": "SYNTHETIC"}
+                body |= SYNTHETIC_DERIVED
                 try:
                     response = client.put(
                         f"/api/v1/observations/{path}", json=body, headers=headers

@@ -129,6 +129,7 @@ async def put_observation(
                 quote=body.quote,
                 note=body.note,
                 unit=body.unit,
+                derived=body.derived,
             ),
             if_match=if_match,
             if_none_match=if_none_match,

@@ -4,9 +4,11 @@ Readers (most users) ask the main reads: observations filtered by indicator, reg
 range; a page of 100 by category; a comparison table; a CSV list; and 304 revalidations (a GET for
 the ETag, then the same GET with If-None-Match). Writers GET one value's ETag and PUT a new value
 with If-Match (412 is the expected answer when another writer got there first), and now and then
-import a few CSV rows for synthetic years (2090 and later, away from the real 2023 review).
+import a few CSV rows for synthetic years (the 1990s, away from the real 2023 review, and
+years the review, published in 2024, can state).
 
-Every value written here is SYNTHETIC load data, marked so in its quote and note, and goes to the
+Every value written here is SYNTHETIC load data, marked so in its note; to keep the provenance
+rules (app/provenance.py) it quotes a clause of the review and is marked derived. It goes to the
 throwaway database that run.py creates. Every acknowledged (2xx) write is appended as one JSON
 line to $STATSAPI_LOAD_ACK_FILE for run.py's audit; the status of every answer, by request name,
 is written as JSON to $STATSAPI_LOAD_STATS_FILE when locust quits. The write key's token comes
@@ -56,10 +58,13 @@ IMPORT_INDICATORS = [
     "military_support_project_funds",
 ]
 IMPORT_REGIONS = [CITY, "320411", "320412"]
-SYNTHETIC_YEARS = range(2090, 2100)
-SYNTHETIC_QUOTE = "SYNTHETIC load-test value (checks/load), not from any published text"
+SYNTHETIC_YEARS = range(1990, 2000)
+# A clause of the review's text; the values are marked derived, their note says SYNTHETIC.
+REVIEW_CLAUSE = "本地现场招聘会19场"
 SYNTHETIC_NOTE = "SYNTHETIC: written by the load check in a throwaway database"
-CSV_COLUMNS = ["indicator", "region", "year", "value", "qualifier", "note", "source", "quote"]
+CSV_COLUMNS = [
+    *("indicator", "region", "year", "value", "qualifier", "note", "source", "quote", "derived")
+]
 
 # --- what happened, for run.py -------------------------------------------------------------
 
@@ -251,8 +256,9 @@ class Writer(_ApiUser):
             "value": value,
             "qualifier": "exact",
             "source": SOURCE,
-            "quote": SYNTHETIC_QUOTE,
+            "quote": REVIEW_CLAUSE,
             "note": SYNTHETIC_NOTE,
+            "derived": True,
         }
         headers = {**self._auth(), "If-Match": etag}
         with self.client.put(
@@ -294,9 +300,9 @@ class Writer(_ApiUser):
         writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow(CSV_COLUMNS)
         for i, r, y, v in rows.values():
-            writer.writerow([i, r, y, v, "exact", SYNTHETIC_NOTE, SOURCE, SYNTHETIC_QUOTE])
+            writer.writerow([i, r, y, v, "exact", SYNTHETIC_NOTE, SOURCE, REVIEW_CLAUSE, "true"])
         headers = {**self._auth(), "Content-Type": "text/csv"}
-        data = out.getvalue()  # ASCII: the codes, digits and SYNTHETIC markers
+        data = out.getvalue().encode()  # UTF-8: the review's clause is Chinese
         name = "POST imports CSV"
         with self.client.post(
             f"{API}/imports", data=data, headers=headers, name=name, catch_response=True
