@@ -239,8 +239,10 @@ def test_the_dashboard_shows_every_2023_figure_with_its_sentence(
         card = tile(page, row["indicator"], row["region"])
         assert card.locator(".tile-value").inner_text() == shown_value(row, "zh"), row
         assert card.locator("blockquote").text_content() == row["source"]["quote"]
-        # One year only: every comparison says so, plainly.
-        assert card.locator(".tile-change").inner_text() == "无上年数据（2022年无此项）"
+        # One year only: every comparison says so, plainly; a single event is never compared.
+        single_event = row["indicator"] == "large_accident_claim_paid"
+        expected = "单次事件，不作逐年比较" if single_event else "无上年数据（2022年无此项）"
+        assert card.locator(".tile-change").inner_text() == expected
         assert card.get_attribute("data-direction") == "unknown"
     assert tile(page, "adaptive_training_trainees").locator(".tile-value").inner_text() == (
         "608 人次"

@@ -37,6 +37,7 @@ export function changeText(row, unitName, lang) {
     return t(lang, reasons[row.reason], { base: row.base_year, year: row.year });
   }
   if (row.reason === "unit_changed") return t(lang, "unit_changed");
+  if (row.reason === "not_a_series") return t(lang, "not_a_series");
   if (row.change_qualifier === "unbounded") return t(lang, "unbounded");
   const rate = row.change_pp !== null;
   // A bound of the change when only one side is bounded; the published difference otherwise.
