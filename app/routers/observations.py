@@ -1,6 +1,7 @@
 """Observations: the yearly values, filtered, sorted and paged; one value read, written,
 deleted, and its history."""
 
+from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Annotated
 
@@ -71,22 +72,27 @@ async def json_body(request: Request) -> None:
         )
 
 
-def _not_found(indicator: str, region: str, year: int) -> NotFoundError:
-    return NotFoundError(f"no published value for {indicator} in {region} in {year}")
+@dataclass(frozen=True)
+class ValuePath:
+    """Which value: `/observations/{indicator}/{region}/{year}`."""
+
+    indicator: IndicatorCode
+    region: RegionCode
+    year: YearPath
+
+    def __str__(self) -> str:
+        return f"{self.indicator} in {self.region} in {self.year}"
+
+
+At = Annotated[ValuePath, Depends()]
 
 
 @router.get(VALUE_PATH, response_model=Observation, responses=NOT_FOUND)
-async def get_observation(
-    request: Request,
-    indicator: IndicatorCode,
-    region: RegionCode,
-    year: YearPath,
-    engine: EngineDep,
-) -> Response:
+async def get_observation(request: Request, at: At, engine: EngineDep) -> Response:
     """Get one value, with the ETag to send as If-Match when you change it."""
-    row = await run_read(engine, queries.get_observation, indicator, region, year)
+    row = await run_read(engine, queries.get_observation, at.indicator, at.region, at.year)
     if row is None:
-        raise _not_found(indicator, region, year)
+        raise NotFoundError(f"no published value for {at}")
     headers = cache_headers(writes.observation_etag(row["revision"]), row["updated_at"])
     if etag_matches(request.headers.get("if-none-match"), headers["ETag"]):
         return Response(status_code=304, headers=headers)
@@ -104,9 +110,7 @@ async def get_observation(
     },
 )
 async def put_observation(
-    indicator: IndicatorCode,
-    region: RegionCode,
-    year: YearPath,
+    at: At,
     body: ObservationWrite,
     key: WriteKey,
     engine: EngineDep,
@@ -119,9 +123,7 @@ async def put_observation(
             writes.put_value,
             engine,
             key=key,
-            indicator=indicator,
-            region=region,
-            year=year,
+            **asdict(at),
             requested=writes.RequestedValue(
                 value=body.value,
                 qualifier=body.qualifier.value,
@@ -137,7 +139,7 @@ async def put_observation(
     )
     headers = {"ETag": result.etag}
     if result.action == "created":
-        headers["Location"] = f"/api/v1/observations/{indicator}/{region}/{year}"
+        headers["Location"] = f"/api/v1/observations/{at.indicator}/{at.region}/{at.year}"
     status = 201 if result.action == "created" else 200
     return JSONResponse(result.observation, status_code=status, headers=headers)
 
@@ -149,41 +151,20 @@ async def put_observation(
     responses={**WRITE_ERRORS, **PRECONDITION_FAILED},
 )
 async def delete_observation(
-    indicator: IndicatorCode,
-    region: RegionCode,
-    year: YearPath,
-    key: WriteKey,
-    engine: EngineDep,
-    if_match: IfMatch = None,
+    at: At, key: WriteKey, engine: EngineDep, if_match: IfMatch = None
 ) -> Response:
     """Remove a value from the published data; it stays in its history."""
-    await run_write(
-        partial(
-            writes.delete_value,
-            engine,
-            key=key,
-            indicator=indicator,
-            region=region,
-            year=year,
-            if_match=if_match,
-        )
-    )
+    await run_write(partial(writes.delete_value, engine, key=key, **asdict(at), if_match=if_match))
     return Response(status_code=204)
 
 
 @router.get(VALUE_PATH + "/revisions", response_model=RevisionList, responses=NOT_FOUND)
-async def list_revisions(
-    request: Request,
-    indicator: IndicatorCode,
-    region: RegionCode,
-    year: YearPath,
-    engine: EngineDep,
-) -> Response:
+async def list_revisions(request: Request, at: At, engine: EngineDep) -> Response:
     """List every state a value has had: when, by which key, from which source."""
-    answer = await read(request, engine, queries.list_revisions, indicator, region, year)
+    answer = await read(request, engine, queries.list_revisions, at.indicator, at.region, at.year)
     if isinstance(answer, NotModified):
         return answer.response()
     if not answer.data:
-        raise NotFoundError(f"no value was ever recorded for {indicator} in {region} in {year}")
-    body = {"indicator": indicator, "region": region, "year": year, "total": len(answer.data)}
+        raise NotFoundError(f"no value was ever recorded for {at}")
+    body = {**asdict(at), "total": len(answer.data)}
     return answer.respond(JSONResponse({**body, "data": answer.data}))
