@@ -92,21 +92,21 @@ def is_rate(measure_type: str, unit_code: str) -> bool:
     return measure_type == MeasureType.rate or unit_code in PERCENT_UNITS
 
 
+# A pair that cannot be compared: every figure of the change null, and a `reason`.
+NO_CHANGE: dict[str, Any] = {
+    **dict.fromkeys(("change", "change_pct", "change_pp", "change_min", "change_max"), None),
+    "change_qualifier": None,
+    "direction": "unknown",
+    "comparable": False,
+    "reason": None,
+}
+
+
 def compare(
     current: Value | None, base: Value | None, *, rate: bool, series: bool = True
 ) -> dict[str, Any]:
     """The change from `base` to `current` under the rules in the module docstring."""
-    result: dict[str, Any] = {
-        "change": None,
-        "change_pct": None,
-        "change_pp": None,
-        "change_min": None,
-        "change_max": None,
-        "change_qualifier": None,
-        "direction": "unknown",
-        "comparable": False,
-        "reason": None,
-    }
+    result: dict[str, Any] = dict(NO_CHANGE)
     if not series:
         result["reason"] = "not_a_series"
         return result
@@ -205,11 +205,23 @@ class YearPair:
 
 
 @dataclass(frozen=True)
-class ComparisonFilters:
-    """Which pairs of one page: the declared filters (app/filters.py), the vintage, the page."""
+class SeriesFilters:
+    """Which regions and years of a series: the declared filters (app/filters.py)."""
+
+    where: Selection
+
+
+@dataclass(frozen=True)
+class SummaryFilters(SeriesFilters):
+    """Which pairs a summary counts: two years, and the declared filters."""
 
     years: YearPair
-    where: Selection
+
+
+@dataclass(frozen=True)
+class ComparisonFilters(SummaryFilters):
+    """Which pairs of one page: as a summary's, at a vintage, one page of them."""
+
     as_of: datetime | None = None
     limit: int = 100
     offset: int = 0
@@ -220,17 +232,6 @@ class ComparisonFilters:
         history, make the work grow with the database."""
         narrowed = self.where.get("category") or self.where.get("indicator")
         return self.as_of is not None or not narrowed
-
-
-@dataclass(frozen=True)
-class SummaryFilters:
-    years: YearPair
-    where: Selection
-
-
-@dataclass(frozen=True)
-class SeriesFilters:
-    where: Selection
 
 
 @dataclass(frozen=True)

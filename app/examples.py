@@ -6,6 +6,8 @@ so these stay real figures (timestamps aside: they are when a database recorded 
 
 from typing import Any
 
+from app.comparisons import NO_CHANGE
+
 INDICATOR: dict[str, Any] = {
     "code": "adaptive_training_trainees",
     "category": "employment_entrepreneurship",
@@ -100,14 +102,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "base_year": 2022,
         "base_value": None,
         "base_qualifier": None,
-        "change": None,
-        "change_pct": None,
-        "change_pp": None,
-        "change_min": None,
-        "change_max": None,
-        "change_qualifier": None,
-        "direction": "unknown",
-        "comparable": False,
+        **NO_CHANGE,
         "reason": "no_base_value",
     },
     "CategoryTile": {
