@@ -245,6 +245,15 @@ class ComparisonShape:
     part: Literal["all", "page", "count"] = "all"
 
 
+def _value_of(series: Any, values: Any, year: str) -> Any:
+    """The join condition of a series (indicator x region) to its value in the bound `year`."""
+    return and_(
+        values.c.indicator_id == series.c.indicator_id,
+        values.c.region_id == series.c.region_id,
+        values.c.year == bindparam(year),
+    )
+
+
 @statement_cache
 def comparison_statement(shape: ComparisonShape) -> Select[Any]:
     """Every indicator x region with a value in `year` or `base_year`, both values side by side.
@@ -277,23 +286,9 @@ def comparison_statement(shape: ComparisonShape) -> Select[Any]:
         .join(category, indicator.c.category_id == category.c.id)
         .join(unit, indicator.c.unit_id == unit.c.id)
         .join(region, series.c.region_id == region.c.id)
-        .outerjoin(
-            current,
-            and_(
-                current.c.indicator_id == series.c.indicator_id,
-                current.c.region_id == series.c.region_id,
-                current.c.year == bindparam("year"),
-            ),
-        )
+        .outerjoin(current, _value_of(series, current, "year"))
         .outerjoin(current_unit, current.c.unit_id == current_unit.c.id)
-        .outerjoin(
-            base,
-            and_(
-                base.c.indicator_id == series.c.indicator_id,
-                base.c.region_id == series.c.region_id,
-                base.c.year == bindparam("base_year"),
-            ),
-        )
+        .outerjoin(base, _value_of(series, base, "base_year"))
         .outerjoin(base_unit, base.c.unit_id == base_unit.c.id)
     )
     statement = (
