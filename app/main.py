@@ -17,7 +17,15 @@ from app.observability import (
 from app.params import document_query_models
 from app.reads import NotModifiedError, before_api_request, not_modified_response
 from app.rendering import JSONResponse
-from app.routers import comparisons, health, imports, indicators, observations, sources
+from app.routers import (
+    comparisons,
+    export,
+    health,
+    imports,
+    indicators,
+    observations,
+    sources,
+)
 from app.routers.docs import COMMON_ERRORS, install_docs, publish_schemas
 from app.routers.reference import categories, regions, years
 
@@ -98,6 +106,7 @@ def create_app() -> FastAPI:
         observations.router,
         comparisons.router,
         imports.router,
+        export.router,
     ):
         api.include_router(router)
     app.include_router(api)

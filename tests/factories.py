@@ -18,7 +18,10 @@ SYNTHETIC_TEXT = "SYNTHETIC TEST DATA. Not a statistic of any agency."
 
 
 def world_document(*, years: range = range(2019, 2024)) -> dict[str, Any]:
-    """Two categories, three indicators, three regions, one value per series and year."""
+    """Two categories, three indicators, three regions, one value per series and year.
+
+    The review's order (display order: trained, funds, then share) is not the alphabetical
+    one, so a list that sorts by code where it should not shows."""
     observations = []
     series = [
         ("trained", "320400"),
@@ -83,6 +86,7 @@ def world_document(*, years: range = range(2019, 2024)) -> dict[str, Any]:
         "indicators": [
             {
                 "code": "trained",
+                "display_order": 1,
                 "category": "alpha",
                 "unit": "person",
                 "measure_type": "flow",
@@ -91,6 +95,7 @@ def world_document(*, years: range = range(2019, 2024)) -> dict[str, Any]:
             },
             {
                 "code": "funds",
+                "display_order": 2,
                 "category": "alpha",
                 "unit": "yuan",
                 "measure_type": "flow",
@@ -99,6 +104,7 @@ def world_document(*, years: range = range(2019, 2024)) -> dict[str, Any]:
             },
             {
                 "code": "share",
+                "display_order": 1,
                 "category": "beta",
                 "unit": "percent",
                 "measure_type": "rate",

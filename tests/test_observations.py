@@ -17,8 +17,12 @@ WORLD = world_document()["observations"]
 CATEGORY_OF = {"trained": "alpha", "funds": "alpha", "share": "beta"}
 
 
-def _key(row: dict[str, Any]) -> tuple[str, str, int]:
-    return (row["indicator"], row["region"], row["year"])
+# The world's indicators in the review's order (display order), which is not alphabetical.
+REVIEW_ORDER = {"trained": 0, "funds": 1, "share": 2}
+
+
+def _key(row: dict[str, Any]) -> tuple[int, str, int]:
+    return (REVIEW_ORDER[row["indicator"]], row["region"], row["year"])
 
 
 def _expected(predicate) -> list[tuple[str, str, int]]:  # type: ignore[no-untyped-def]
