@@ -582,6 +582,7 @@ class ExportQuery(FormatQuery):
     year: Year | None = Field(
         default=None,
         description="Only this year's observations (the reference data comes whole).",
+        examples=[2023],
     )
 
 

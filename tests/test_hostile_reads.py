@@ -53,6 +53,7 @@ def synthetic_history(engine: Engine, *, revisions: int = HISTORY_REVISIONS) -> 
                     {
                         **{k: v for k, v in state.items() if k != "id"},
                         "revision": number,
+                        "change_seq": len(first) + len(rows) + 1,  # numbered as writes number
                         "action": "update",
                         "value": state["value"] + number,
                         "recorded_at": recorded_at,
