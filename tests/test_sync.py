@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, func, select
 
-from app import writes
-from app.db import write_transaction
+from app import exporter, queries, writes
+from app.db import read_connection, write_transaction
 from app.models import (
     data_version_table,
     indicator_table,
@@ -321,3 +321,18 @@ def test_a_bad_since_is_a_422_naming_it(world: TestClient, since: str) -> None:
     response = world.get(URL, params={"since": since})
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "since"
+
+
+def test_a_read_sees_one_snapshot_whatever_commits_meanwhile(engine: Engine) -> None:
+    """The rows of an answer and the X-Change-Seq it reports come from one snapshot: a write
+    that commits between two statements of a read is in neither (PostgreSQL's READ COMMITTED
+    would show it to the second; reads there are REPEATABLE READ)."""
+    with read_connection(engine) as connection:
+        before = queries.get_data_version(connection)
+        write_value(engine, ("trained", "320400", 2019), 4242)  # another connection commits
+        after = queries.get_data_version(connection)
+        values = {row["value"] for row in exporter.export_observations(connection, 2019)}
+    assert after == before
+    assert Decimal(4242) not in values
+    with read_connection(engine) as connection:
+        assert queries.get_data_version(connection).change_seq == before.change_seq + 1
