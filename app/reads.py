@@ -60,7 +60,8 @@ class Fresh(Generic[T]):
 
     def respond(self, response: Response) -> Response:
         """`response` with this answer's cache headers (and `X-Change-Seq`: every change up to
-        that number is in this answer, the cursor to sync from, README "Sync")."""
+        that number had committed in the data it was read from; README "Keeping a copy in
+        sync")."""
         response.headers.update(cache_headers(self.etag, self.changed_at))
         if self.change_seq is not None:
             response.headers[CHANGE_SEQ_HEADER] = str(self.change_seq)

@@ -218,8 +218,8 @@ class ObservationQuery(with_filters(FormatQuery, OBSERVATION_FILTERS)):  # type:
             "this sequence number (`change_seq` on every row; `X-Change-Seq` on every answer), "
             "deletions with `deleted: true` and their last state, in change order. Numbers are "
             "handed out at commit, in commit order, so nothing is missed whatever the clocks "
-            "say: give the last `change_seq` (or `X-Change-Seq`) you have seen, follow `next` "
-            "to the end, and `0` to start."
+            "say: give the last `change_seq` you have seen (or the `X-Change-Seq` of the last "
+            "page of your previous sync), follow `next` to the end; `0` to start."
         ),
         examples=[120],
     )
@@ -463,7 +463,7 @@ class Observation(BaseModel):
     )
     updated_at: datetime = Field(description="When this state was recorded.")
     deleted: bool = Field(
-        description=("True only in `updated_after` and `since` answers, for a value since deleted.")
+        description="True only in `updated_after` and `since` answers, for a value since deleted."
     )
 
 

@@ -63,8 +63,9 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
 CHANGE_SEQ_HEADER_DOC = {
     "X-Change-Seq": {
         "description": (
-            "The last change sequence number this answer reflects: every change up to it is "
-            "in it. Give it as `since` to get what changed afterwards."
+            "The last change sequence number of the data this answer was read from: every "
+            "change up to it had committed. At the last page of a `since` answer (`next` "
+            "null), give it as `since` to get what changes afterwards."
         ),
         "schema": {"type": "integer", "minimum": 0},
     }
