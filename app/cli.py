@@ -16,13 +16,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import extract as extraction, imports, migrate as migrations, provenance
-from app.bundle import BundleError, write_csv
+from app.bundle import BundleError
 from app.config import get_settings
 from app.db import get_engine, read_connection, sqlite_file
-from app.exporter import export_bundle, export_observations
+from app.exporter import csv_pieces, export_bundle, export_observations, json_pieces
 from app.importer import ImportReport
 from app.keys import KeyExistsError, Scope, create_key, list_keys, revoke_key
-from app.rendering import UTF8_BOM, dump_json
+from app.rendering import dump_json
 from app.seeding import seed_directory
 
 cli = typer.Typer(help="Changzhou veterans affairs statistics API.", no_args_is_help=True)
@@ -315,13 +315,13 @@ def export(
     ),
     output: Annotated[Path | None, typer.Option(help="File to write (default: stdout).")] = None,
 ) -> None:
-    """Write what `import` reads: a complete bundle (json) or observation rows (csv)."""
+    """Write what `import` reads: a complete bundle (json) or observation rows (csv); the same
+    bytes as GET /api/v1/export."""
     with read_connection(_database()) as connection:
         if format == ExportFormat.json:
-            data = dump_json(export_bundle(connection, year=year)) + b"\n"
+            data = b"".join(json_pieces(export_bundle(connection, year=year))) + b"\n"
         else:
-            rows = export_observations(connection, year=year)
-            data = (UTF8_BOM + write_csv(rows)).encode("utf-8")
+            data = b"".join(csv_pieces(export_observations(connection, year=year)))
     if output is None:
         sys.stdout.buffer.write(data)
     else:

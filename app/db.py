@@ -130,6 +130,13 @@ def read_connection(engine: Engine) -> Iterator[Connection]:
     dbapi_error = engine.dialect.loaded_dbapi.Error
     with engine.connect() as connection:
         try:
+            if connection.dialect.name == "postgresql":
+                # One snapshot for all the statements of a read, as SQLite's transaction
+                # gives: a page and its count, the data and the change sequence it reports
+                # (`X-Change-Seq`), an export's references and its values. A read-only
+                # REPEATABLE READ transaction never fails to serialise, and costs what READ
+                # COMMITTED does (the isolation goes with the BEGIN).
+                connection.execution_options(isolation_level="REPEATABLE READ")
             if connection.dialect.name == "sqlite":
                 with _sqlite_deadline(connection, get_settings().sqlite_read_timeout_ms):
                     yield connection

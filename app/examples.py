@@ -64,7 +64,10 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "indicator": "transferred_officers_public_placement_rate",
         "indicator_name_zh": "转业军官安置到各级党政机关、参公事业单位的比例",
         "indicator_name_en": "Share of transferred officers placed in Party and government bodies",
+        "measure_type": "rate",
+        "display_order": 25,
         "category": "employment_entrepreneurship",
+        "category_display_order": 3,
         "region": "320400",
         "region_name_zh": "常州市",
         "region_name_en": "Changzhou",
@@ -77,6 +80,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "note": "高于全省平均水平 (above the provincial average, which the review does not give).",
         "derived": False,
         "revision": 1,
+        "change_seq": 32,
         "deleted": False,
         "source": {
             "id": "cz-tyjrswj-2023-review",

@@ -3,13 +3,18 @@
 The JSON export is a complete bundle (reference data, source texts inline, observations), so
 exporting and importing into an empty database reproduces every observation exactly. The CSV
 export holds observations only, for a database that has the reference data already.
+
+`statsapi export` and `GET /api/v1/export` write the same bytes (`json_pieces`, `csv_pieces`):
+the rows are read in one transaction (one snapshot), then written out a chunk of observations at
+a time, so the body is never one string as large as the data.
 """
 
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Connection, select
 
-from app.bundle import FORMAT
+from app.bundle import FORMAT, write_csv
 from app.models import (
     category_table as category,
     indicator_table as indicator,
@@ -19,11 +24,15 @@ from app.models import (
     unit_table as unit,
 )
 from app.queries import row_dict
+from app.rendering import UTF8_BOM, dump_json
+
+# Observations per piece of an export's body: about 200 KB of JSON, a few ms to encode.
+CHUNK_ROWS = 500
 
 parent = region.alias("parent")
 
 
-def export_observations(connection: Connection, *, year: int | None = None) -> list[dict[str, Any]]:
+def export_observations(connection: Connection, year: int | None = None) -> list[dict[str, Any]]:
     """Observations as bundle records, in indicator, region, year order."""
     statement = (
         select(
@@ -51,7 +60,7 @@ def export_observations(connection: Connection, *, year: int | None = None) -> l
     return [row_dict(row) for row in connection.execute(statement)]
 
 
-def export_bundle(connection: Connection, *, year: int | None = None) -> dict[str, Any]:
+def export_bundle(connection: Connection, year: int | None = None) -> dict[str, Any]:
     """A complete bundle: every reference record, and the observations (of `year`, if given)."""
 
     def rows(statement: Any) -> list[dict[str, Any]]:
@@ -113,3 +122,30 @@ def export_bundle(connection: Connection, *, year: int | None = None) -> dict[st
         ),
         "observations": export_observations(connection, year=year),
     }
+
+
+def _chunks(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    for start in range(0, len(rows), CHUNK_ROWS):
+        yield rows[start : start + CHUNK_ROWS]
+
+
+def json_pieces(bundle: dict[str, Any]) -> Iterator[bytes]:
+    """`dump_json(bundle)`, byte for byte, in pieces: the reference data, then the
+    observations (the last key) CHUNK_ROWS at a time."""
+    observations = bundle["observations"]
+    head = dump_json({key: value for key, value in bundle.items() if key != "observations"})
+    yield head[:-1] + b',"observations":['
+    for number, chunk in enumerate(_chunks(observations)):
+        body = dump_json(chunk)[1:-1]  # the rows without the list's brackets
+        yield body if number == 0 else b"," + body
+    yield b"]}"
+
+
+def csv_pieces(rows: list[dict[str, Any]]) -> Iterator[bytes]:
+    """Observation rows as CSV that `statsapi import` reads (`write_csv`), with a byte-order
+    mark, in pieces of CHUNK_ROWS rows: the header with the first."""
+    header, _ = write_csv([]).split("\r\n", 1)
+    yield f"{UTF8_BOM}{header}\r\n".encode()
+    for chunk in _chunks(rows):
+        _, body = write_csv(chunk).split("\r\n", 1)  # each piece without its header
+        yield body.encode()

@@ -16,10 +16,11 @@ from app.observability import (
     request_id_middleware,
 )
 from app.params import document_query_models
-from app.reads import NotModifiedError, before_api_request, not_modified_response
+from app.reads import CHANGE_SEQ_HEADER, NotModifiedError, before_api_request, not_modified_response
 from app.rendering import JSONResponse
 from app.routers import (
     comparisons,
+    export,
     extractions,
     health,
     imports,
@@ -84,6 +85,7 @@ CORS_EXPOSED_HEADERS = [
     "WWW-Authenticate",
     "Content-Disposition",
     REPLAY_HEADER,
+    CHANGE_SEQ_HEADER,
     REQUEST_ID_HEADER,
 ]
 # How long a browser may reuse a preflight's answer: Chromium caps it at 2 hours (Firefox at
@@ -150,6 +152,7 @@ def create_app() -> FastAPI:
         comparisons.router,
         imports.router,
         extractions.router,
+        export.router,
     ):
         api.include_router(router)
     app.include_router(api)

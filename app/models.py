@@ -11,6 +11,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     Index,
+    Integer,
     MetaData,
     Text,
     UniqueConstraint,
@@ -38,6 +39,12 @@ def utcnow() -> datetime:
 
 def _timestamp() -> Column[datetime]:
     return Column(UTCDateTime(), nullable=False, default=utcnow)
+
+
+def _change_seq() -> Column[int]:
+    """The change sequence: assigned by app/writes.py inside the write transaction, from the
+    counter in `data_version` (the server default only stands for rows from before it)."""
+    return Column(Integer(), nullable=False, server_default="0")
 
 
 class MeasureType(StrEnum):
@@ -174,6 +181,7 @@ class Observation(SQLModel, table=True):
     # provenance check does not look for the value in the quote (app/provenance.py).
     derived: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     revision: int = Field(default=1)  # how many states it has had; part of its ETag
+    change_seq: int = Field(sa_column=_change_seq())  # that of its latest revision
     created_at: datetime = Field(sa_column=_timestamp())
     updated_at: datetime = Field(sa_column=_timestamp())
 
@@ -204,6 +212,8 @@ class ObservationRevision(SQLModel, table=True):
             "revision",
             "recorded_at",
         ),
+        # Sync by cursor (`since`): the changes after a sequence number, in order.
+        Index("ix_observation_revision_change_seq", "change_seq", unique=True),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -223,15 +233,21 @@ class ObservationRevision(SQLModel, table=True):
     derived: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     recorded_at: datetime = Field(sa_column=_timestamp())
     recorded_by: str = Field(max_length=100)  # "seed:<file>", or an API key's name
+    # Strictly increasing in commit order, one per revision: a client that asks for the
+    # changes after the last one it saw (`since`) misses none, whatever the clocks say.
+    change_seq: int = Field(sa_column=_change_seq())
 
 
 class DataVersion(SQLModel, table=True):
-    """One row: a counter bumped by every write; ETags and Last-Modified derive from it."""
+    """One row: a counter bumped by every write; ETags and Last-Modified derive from it.
+
+    `change_seq` is the last change sequence number handed out (app/writes.py)."""
 
     __tablename__ = "data_version"
 
     id: int = Field(default=1, primary_key=True)
     version: int = Field(default=0)
+    change_seq: int = Field(sa_column=_change_seq())
     changed_at: datetime = Field(sa_column=_timestamp())
 
 

@@ -7,7 +7,7 @@ dicts shaped like the public schemas (app/schemas.py), ready to render as JSON o
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Select, bindparam, false, func, literal_column, or_, select
 
@@ -43,17 +43,26 @@ ONE: Any = literal_column("1")
 DELETE: Any = literal_column("'delete'")
 
 
-_DATA_VERSION = select(data_version.c.version, data_version.c.changed_at).where(
-    data_version.c.id == ONE
-)
+_DATA_VERSION = select(
+    data_version.c.version, data_version.c.changed_at, data_version.c.change_seq
+).where(data_version.c.id == ONE)
 
 
-def get_data_version(connection: Connection, *, transaction: bool = True) -> tuple[int, Any]:
-    """The data version and when it last moved; (0, None) before anything was loaded.
+class DataVersion(NamedTuple):
+    version: int
+    changed_at: datetime | None
+    change_seq: int  # the last change sequence number handed out (app/writes.py)
+
+
+def get_data_version(connection: Connection, *, transaction: bool = True) -> DataVersion:
+    """The data version, when it last moved and the last change sequence number; (0, None, 0)
+    before anything was loaded.
 
     `transaction=False` reads it alone, outside a transaction (one statement needs none)."""
     row = fetch_one(connection, _DATA_VERSION, {}, transaction=transaction)
-    return (int(row["version"]), row["changed_at"]) if row else (0, None)
+    if row is None:
+        return DataVersion(0, None, 0)
+    return DataVersion(int(row["version"]), row["changed_at"], int(row["change_seq"]))
 
 
 def _unit(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -306,20 +315,24 @@ def get_source_text(connection: Connection, code: str) -> tuple[bool, str | None
 # --- observations -------------------------------------------------------------------------
 
 
-def observation_states(*, as_of: Any = None, changed_after: Any = None) -> Any:
+def observation_states(*, as_of: Any = None, changed_after: Any = None, since: Any = None) -> Any:
     """The observations as a table: published now, as they stood at `as_of`, or (with
-    `changed_after`) only those whose latest change came later, deletions included and marked.
+    `changed_after` or `since`) only those whose latest change came later (recorded after the
+    time `changed_after`, numbered after the change sequence number `since`), deletions
+    included and marked.
 
     Columns: id, indicator_id, region_id, year, value, unit_id, qualifier, source_id, quote,
-    note, derived, revision, updated_at, deleted. `as_of` and `changed_after` are datetimes or bound
-    parameters (`bindparam`) standing for them.
+    note, derived, revision, change_seq, updated_at, deleted. `as_of`, `changed_after` and
+    `since` are values or bound parameters (`bindparam`) standing for them.
 
     A series' state at T is its revision recorded by T that no later revision recorded by T
     supersedes: one probe of `ix_observation_revision_as_of` per revision read, never a ranking
     of the whole history (a window over 120,000 revisions took seconds, issue 11). With
-    `changed_after` alone, only the revisions recorded after it are read.
+    `changed_after` alone, only the revisions recorded after it are read; with `since`, only
+    those numbered after it (`ix_observation_revision_change_seq`).
     """
-    if as_of is None and changed_after is None:
+    changes = changed_after is not None or since is not None
+    if as_of is None and not changes:
         return select(
             *(observation.c[name] for name in STATE_COLUMNS),
             observation.c.updated_at,
@@ -337,10 +350,12 @@ def observation_states(*, as_of: Any = None, changed_after: Any = None) -> Any:
         superseded = superseded.where(later.c.recorded_at <= as_of)
         conditions.append(revision.c.recorded_at <= as_of)
     conditions.append(~superseded.exists())
-    if changed_after is None:
+    if not changes:
         conditions.append(revision.c.action != DELETE)
-    else:
+    if changed_after is not None:
         conditions.append(revision.c.recorded_at > changed_after)
+    if since is not None:
+        conditions.append(revision.c.change_seq > since)
     states = select(
         *(revision.c[name] for name in STATE_COLUMNS),
         revision.c.recorded_at.label("updated_at"),
@@ -362,50 +377,65 @@ STATE_COLUMNS = (
     "note",
     "derived",
     "revision",
+    "change_seq",
 )
 TIEBREAK = ("indicator", "region", "year")
 
 
-def _order_by(sort: str, states: Any) -> list[Any]:
-    columns = {
-        "indicator": indicator.c.code,
-        "region": region.c.code,
-        "year": states.c.year,
-        "value": states.c.value,
-        "category": category.c.code,
+def _sort_columns(states: Any) -> dict[str, tuple[Any, ...]]:
+    """The columns each sort key orders by. Categories and indicators go in the review's
+    order (display order, as /categories, /indicators and /comparisons list them), the code
+    breaking ties."""
+    categories = (category.c.display_order, category.c.code)
+    return {
+        "indicator": (*categories, indicator.c.display_order, indicator.c.code),
+        "region": (region.c.code,),
+        "year": (states.c.year,),
+        "value": (states.c.value,),
+        "category": categories,
+        "change_seq": (states.c.change_seq,),
     }
+
+
+def _order_by(sort: str, states: Any) -> list[Any]:
+    columns = _sort_columns(states)
     keys = [key for key in sort.split(",") if key]
     named = {key.lstrip("-") for key in keys}
     keys += [key for key in TIEBREAK if key not in named]
-    return [columns[key[1:]].desc() if key.startswith("-") else columns[key].asc() for key in keys]
+    return [
+        column.desc() if key.startswith("-") else column.asc()
+        for key in keys
+        for column in columns[key.lstrip("-")]
+    ]
 
 
 # An OFFSET reads every row it skips: a page further than this is heavy work (app/blocking.py),
 # about a millisecond per 10,000 rows skipped on SQLite.
 CHEAP_OFFSET = 10_000
 DEFAULT_SORT = "indicator,region,year"
+CHANGE_SORT = "change_seq"  # the order of `since` answers: a page ends where the next begins
 
 
 @dataclass(frozen=True)
 class ObservationFilters:
     """What an observation list asks for: the declared filters' values (app/filters.py), the
     latest N years of each series, the vintage (`as_of`), changes since (`changed_after`),
-    the order and the page."""
+    the changes after a sequence number (`since`), the order and the page."""
 
     where: Selection
     sort: str = DEFAULT_SORT
     latest: int | None = None
     as_of: datetime | None = None
     changed_after: datetime | None = None
+    since: int | None = None
     limit: int = 100
     offset: int = 0
 
     @property
     def heavy(self) -> bool:
         """Whether the work grows with the history or the offset rather than with the page."""
-        return (
-            self.as_of is not None or self.changed_after is not None or self.offset > CHEAP_OFFSET
-        )
+        history = (self.as_of, self.changed_after, self.since)
+        return any(value is not None for value in history) or self.offset > CHEAP_OFFSET
 
 
 @dataclass(frozen=True)
@@ -418,6 +448,7 @@ class ListShape:
     latest: bool = False
     as_of: bool = False
     changed_after: bool = False
+    since: bool = False
     sort: str = ""
 
     @classmethod
@@ -427,6 +458,7 @@ class ListShape:
             latest=filters.latest is not None,
             as_of=filters.as_of is not None,
             changed_after=filters.changed_after is not None,
+            since=filters.since is not None,
             sort=filters.sort,
         )
 
@@ -438,6 +470,7 @@ def list_parameters(filters: ObservationFilters) -> dict[str, Any]:
         "latest": filters.latest,
         "as_of": filters.as_of,
         "changed_after": filters.changed_after,
+        "since": filters.since,
         "limit": filters.limit,
         "offset": filters.offset,
     }
@@ -486,13 +519,11 @@ def _joined(states: Any) -> Any:
 @statement_cache
 def list_statements(shape: ListShape) -> tuple[Select[Any], Select[Any]]:
     """(one page, the count over all pages) for an observation list of this shape."""
+    time = revision.c.recorded_at.type
     states = observation_states(
-        as_of=bindparam("as_of", type_=revision.c.recorded_at.type) if shape.as_of else None,
-        changed_after=(
-            bindparam("changed_after", type_=revision.c.recorded_at.type)
-            if shape.changed_after
-            else None
-        ),
+        as_of=bindparam("as_of", type_=time) if shape.as_of else None,
+        changed_after=bindparam("changed_after", type_=time) if shape.changed_after else None,
+        since=bindparam("since", type_=revision.c.change_seq.type) if shape.since else None,
     )
     conditions = _conditions(shape, states)
     page = (
@@ -538,7 +569,10 @@ def _observation_select(states: Any) -> Select[Any]:
         indicator.c.code.label("indicator"),
         indicator.c.name_zh.label("indicator_name_zh"),
         indicator.c.name_en.label("indicator_name_en"),
+        indicator.c.measure_type,
+        indicator.c.display_order,
         category.c.code.label("category"),
+        category.c.display_order.label("category_display_order"),
         region.c.code.label("region"),
         region.c.name_zh.label("region_name_zh"),
         region.c.name_en.label("region_name_en"),
@@ -553,6 +587,7 @@ def _observation_select(states: Any) -> Select[Any]:
         source.c.code.label("source_id"),
         states.c.quote,
         states.c.revision,
+        states.c.change_seq,
         states.c.updated_at,
         states.c.deleted,
     ).select_from(_joined(states))

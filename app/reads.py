@@ -45,17 +45,26 @@ async def before_api_request(request: Request, engine: EngineDep) -> None:
     await revalidate(request, engine)
 
 
+CHANGE_SEQ_HEADER = "X-Change-Seq"
+
+
 @dataclass(frozen=True)
 class Fresh(Generic[T]):
-    """The data of a read, with the ETag and time of the data version it was read at."""
+    """The data of a read, with the ETag and time of the data version it was read at, and the
+    last change sequence number it reflects (read in the same snapshot as the data)."""
 
     data: T
     etag: str
     changed_at: datetime | None
+    change_seq: int | None = None
 
     def respond(self, response: Response) -> Response:
-        """`response` with this answer's cache headers."""
+        """`response` with this answer's cache headers (and `X-Change-Seq`: every change up to
+        that number had committed in the data it was read from; README "Keeping a copy in
+        sync")."""
         response.headers.update(cache_headers(self.etag, self.changed_at))
+        if self.change_seq is not None:
+            response.headers[CHANGE_SEQ_HEADER] = str(self.change_seq)
         return response
 
 
@@ -90,7 +99,8 @@ def _asked(request: Request) -> str:
 
 
 def _version_alone(connection: Connection) -> tuple[int, datetime | None]:
-    return get_data_version(connection, transaction=False)
+    version, changed_at, _ = get_data_version(connection, transaction=False)
+    return version, changed_at
 
 
 async def revalidate(request: Request, engine: Engine) -> None:
@@ -132,12 +142,12 @@ def _answer(
     arguments: tuple[*Ts],
 ) -> Fresh[T] | NotModified:
     asked, if_none_match = conditions
-    version, changed_at = get_data_version(connection)
+    version, changed_at, change_seq = get_data_version(connection)
     etag = make_etag(version, asked)
     if etag_matches(if_none_match, etag):
         return NotModified(etag, changed_at)
     resolved = tuple(_resolved(connection, version, argument) for argument in arguments)
-    return Fresh(query(connection, *resolved), etag, changed_at)
+    return Fresh(query(connection, *resolved), etag, changed_at, change_seq)
 
 
 def _resolved(connection: Connection, version: int, argument: Any) -> Any:
@@ -153,12 +163,24 @@ def _resolved(connection: Connection, version: int, argument: Any) -> Any:
 # --- responses ----------------------------------------------------------------------------
 
 
-def next_page_url(request: Request, *, limit: int, offset: int, total: int) -> str | None:
-    """The path and query of the page after this one, or None on the last page."""
+def next_page_url(
+    request: Request, *, limit: int, offset: int, total: int, after: tuple[str, Any] | None = None
+) -> str | None:
+    """The path and query of the page after this one, or None on the last page.
+
+    `after` (a parameter and the value of the page's last row): the next page is the rows after
+    that value, not an offset, so rows that move while a client pages (a changed value goes to
+    the end of a `since` answer) are neither skipped nor repeated."""
     following = offset + limit
     if following >= total:
         return None
-    url = request.url.include_query_params(limit=str(limit), offset=str(following))
+    if after is None:
+        url = request.url.include_query_params(limit=str(limit), offset=str(following))
+    else:
+        parameter, value = after
+        url = request.url.remove_query_params("offset").include_query_params(
+            **{parameter: str(value)}
+        )
     return f"{url.path}?{url.query}"
 
 
@@ -186,15 +208,20 @@ def page_response(
     *,
     csv: tuple[list[str], str] | None,
     envelope: dict[str, Any] | None = None,
+    keyset: tuple[str, str] | None = None,
 ) -> Response:
     """One page of a list (the answer's rows, and its total over all pages): CSV rows (`csv`:
     columns, file name), or JSON `{**envelope, total, limit, offset, next, data}`; with
-    `Link`, `X-Total-Count` and the answer's cache headers; or the 304."""
+    `Link`, `X-Total-Count` and the answer's cache headers; or the 304.
+
+    `keyset` (a query parameter, the row field it compares): `next` asks for the rows after
+    the last row's value of that field rather than for an offset (`next_page_url`)."""
     if isinstance(answer, NotModified):
         return answer.response()
     rows, total = answer.data
     limit, offset = page.limit, page.offset
-    next_url = next_page_url(request, limit=limit, offset=offset, total=total)
+    after = (keyset[0], rows[-1][keyset[1]]) if keyset and rows else None
+    next_url = next_page_url(request, limit=limit, offset=offset, total=total, after=after)
     if csv is not None:
         columns, filename = csv
         response = csv_response(rows, columns, filename=filename)

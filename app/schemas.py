@@ -45,7 +45,7 @@ from app.filters import (
     Selection,
 )
 from app.models import MeasureType, Qualifier, RegionLevel
-from app.queries import DEFAULT_SORT, IndicatorFilters, ObservationFilters
+from app.queries import CHANGE_SORT, DEFAULT_SORT, IndicatorFilters, ObservationFilters
 
 Q = TypeVar("Q", bound=BaseModel)
 
@@ -190,9 +190,8 @@ class IndicatorQuery(with_filters(FormatQuery, INDICATOR_FILTERS)):  # type: ign
         return IndicatorFilters(where=self.selection(), text=self.q)
 
 
-SORT_PATTERN = (
-    r"^-?(indicator|region|year|value|category)(,-?(indicator|region|year|value|category))*$"
-)
+SORT_KEYS = "indicator|region|year|value|category|change_seq"
+SORT_PATTERN = rf"^-?({SORT_KEYS})(,-?({SORT_KEYS}))*$"
 
 
 def _sort_keys_once(sort: str) -> str:
@@ -205,15 +204,42 @@ def _sort_keys_once(sort: str) -> str:
     return sort
 
 
+def _since_in_change_order(sort: str | None, info: ValidationInfo) -> str | None:
+    """A `since` answer is paged by its last row's change sequence number (`next`): in any
+    other order a page would not end where the next begins."""
+    if sort is not None and info.data.get("since") is not None and sort != CHANGE_SORT:
+        raise ValueError(
+            f"with `since`, rows come in change order; leave out `sort` or give {CHANGE_SORT}"
+        )
+    return sort
+
+
 class ObservationQuery(with_filters(FormatQuery, OBSERVATION_FILTERS)):  # type: ignore[misc]
-    sort: str = Field(
-        default=DEFAULT_SORT,
+    since: int | None = Field(
+        default=None,
+        ge=0,
+        le=2**31 - 1,
+        description=(
+            "Sync by cursor: only what was added, changed or deleted after the change with "
+            "this sequence number (`change_seq` on every row; `X-Change-Seq` on every answer), "
+            "deletions with `deleted: true` and their last state, in change order. Numbers are "
+            "handed out at commit, in commit order, so nothing is missed whatever the clocks "
+            "say: give the last `change_seq` you have seen (or the `X-Change-Seq` of the last "
+            "page of your previous sync), follow `next` to the end; `0` to start."
+        ),
+        examples=[120],
+    )
+    sort: str | None = Field(
+        default=None,
         pattern=SORT_PATTERN,
         max_length=100,
         description=(
-            "Comma-separated keys among indicator, region, year, value, category, each at most "
-            "once; `-` sorts descending. Ties are always broken by indicator, region, year, so "
-            "pages are stable."
+            "Comma-separated keys among indicator, region, year, value, category, change_seq, "
+            "each at most once; `-` sorts descending. Categories and indicators sort in the "
+            "review's order (their `display_order`, as /categories, /indicators and "
+            "/comparisons list them), not alphabetically. Ties are always broken by indicator, "
+            f"region, year, so pages are stable. Default: `{DEFAULT_SORT}`; with `since`, "
+            f"`{CHANGE_SORT}` (the only order `since` takes)."
         ),
         examples=["-year,indicator"],
     )
@@ -240,15 +266,17 @@ class ObservationQuery(with_filters(FormatQuery, OBSERVATION_FILTERS)):  # type:
     updated_after: AwareDatetime | None = Field(
         default=None,
         description=(
-            "Only what was added, changed or deleted after this time; deletions come back with "
-            "`deleted: true` and their last state. Poll with the time of your last sync "
-            "(ISO 8601 with a zone, within the years 1 to 9999 in UTC)."
+            "Only what was added, changed or deleted after this time (ISO 8601 with a zone, "
+            "within the years 1 to 9999 in UTC); deletions come back with `deleted: true` and "
+            "their last state. For people: a time is stamped by a server's clock before its "
+            "change commits, so a program keeping a copy in sync should poll with `since`."
         ),
         examples=["2024-06-01T00:00:00Z"],
     )
     _times = field_validator("as_of", "updated_after", mode="before")(_iso_timestamp)
     _utc = field_validator("as_of", "updated_after")(_in_utc)
     _sort = field_validator("sort")(_sort_keys_once)
+    _change_order = field_validator("sort")(_since_in_change_order)
 
     limit: PageLimit = DEFAULT_PAGE_SIZE
     offset: PageOffset = 0
@@ -256,10 +284,11 @@ class ObservationQuery(with_filters(FormatQuery, OBSERVATION_FILTERS)):  # type:
     def filters(self) -> ObservationFilters:
         return ObservationFilters(
             where=self.selection(),
-            sort=self.sort,
+            sort=self.sort or (DEFAULT_SORT if self.since is None else CHANGE_SORT),
             latest=self.latest,
             as_of=self.as_of,
             changed_after=self.updated_after,
+            since=self.since,
             limit=self.limit,
             offset=self.offset,
         )
@@ -415,7 +444,16 @@ class Observation(BaseModel):
     indicator_name_en: str = Field(
         examples=["Adaptive training of demobilised soldiers (person-times)"]
     )
+    measure_type: MeasureType = Field(
+        description="The indicator's: `flow`, `stock`, `rate` (percent) or `ratio`."
+    )
+    display_order: int = Field(
+        description="The indicator's place in its category, in the review's order.", examples=[1]
+    )
     category: str = Field(examples=["employment_entrepreneurship"])
+    category_display_order: int = Field(
+        description="The category's place in the review.", examples=[3]
+    )
     region: str = Field(examples=["320400"])
     region_name_zh: str = Field(examples=["常州市"])
     region_name_en: str = Field(examples=["Changzhou"])
@@ -434,9 +472,16 @@ class Observation(BaseModel):
     derived: bool = Field(description=DERIVED_DESCRIPTION, examples=[False])
     source: ObservationSource
     revision: int = Field(description="How many states this value has had.", examples=[1])
+    change_seq: int = Field(
+        description=(
+            "The change sequence number of this state: strictly increasing in commit order "
+            "across all values; give the last one you have seen as `since`."
+        ),
+        examples=[57],
+    )
     updated_at: datetime = Field(description="When this state was recorded.")
     deleted: bool = Field(
-        description="True only in `updated_after` answers, for a value since deleted."
+        description="True only in `updated_after` and `since` answers, for a value since deleted."
     )
 
 
@@ -551,6 +596,14 @@ class SummaryQuery(with_filters(_YearPairQuery, SUMMARY_FILTERS)):  # type: igno
 class SeriesQuery(with_filters(FormatQuery, SERIES_FILTERS)):  # type: ignore[misc]
     def filters(self) -> SeriesFilters:
         return SeriesFilters(where=self.selection())
+
+
+class ExportQuery(FormatQuery):
+    year: Year | None = Field(
+        default=None,
+        description="Only this year's observations (the reference data comes whole).",
+        examples=[2023],
+    )
 
 
 # Path parameters: the same name and documentation everywhere.

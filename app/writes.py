@@ -150,21 +150,22 @@ def upsert_observations(
     updates: list[dict[str, Any]] = []
     revisions: list[dict[str, Any]] = []
     actions: list[Action] = []
+    changed: list[dict[str, Any]] = []  # the insert or update of each revision, in order
     for state in states:
         current = existing.get(state.key)
         fields = state.fields()
         if current is None:
             revision = history.get(state.key, 0) + 1
-            inserts.append(
-                {**_identity(state.key), **fields, "revision": revision}
-                | {"created_at": now, "updated_at": now}
-            )
+            row = {**_identity(state.key), **fields, "revision": revision} | {
+                "created_at": now,
+                "updated_at": now,
+            }
+            inserts.append(row)
             action: Action = "created"
         elif any(current[name] != value for name, value in fields.items()):
             revision = current["revision"] + 1
-            updates.append(
-                {"row_id": current["id"], **fields, "revision": revision, "updated_at": now}
-            )
+            row = {"row_id": current["id"], **fields, "revision": revision, "updated_at": now}
+            updates.append(row)
             action = "changed"
         else:
             actions.append("unchanged")
@@ -173,7 +174,11 @@ def upsert_observations(
             {**_identity(state.key), **fields, **stamp, "revision": revision}
             | {"action": "create" if action == "created" else "update"}
         )
+        changed.append(row)
         actions.append(action)
+    first = reserve_changes(connection, len(revisions))
+    for number, (row, recorded) in enumerate(zip(changed, revisions, strict=True), start=first):
+        row["change_seq"] = recorded["change_seq"] = number
     if inserts:
         connection.execute(insert(observation_table), inserts)
     if updates:
@@ -194,6 +199,7 @@ def delete_observation(connection: Connection, current: Any, *, recorded_by: str
             **{name: current[name] for name in ("indicator_id", "region_id", "year")},
             **{name: current[name] for name in STATE_FIELDS},
             revision=current["revision"] + 1,
+            change_seq=reserve_changes(connection, 1),
             action="delete",
             recorded_at=utcnow(),
             recorded_by=recorded_by,
@@ -318,6 +324,35 @@ def _new_state(
         note=requested.note,
         derived=requested.derived,
     )
+
+
+def reserve_changes(connection: Connection, count: int) -> int:
+    """The first of `count` new change sequence numbers, taken from the counter in
+    `data_version` (`count` 0 takes none, and no lock).
+
+    The UPDATE locks the counter's row until the transaction ends, so a second writer's
+    numbers come after the first writer's commit: numbers are handed out in commit order (both
+    databases also serialise whole write transactions, app/db.py `write_transaction`; this
+    keeps the order even for a transaction begun elsewhere). A poller that asks for the changes
+    after the last number it saw (`since`) therefore never misses one committed later with a
+    lower number, which timestamps from several servers' clocks cannot promise."""
+    if count == 0:
+        return 0
+    counter = data_version_table.c.change_seq
+    last = connection.execute(
+        update(data_version_table)
+        .where(data_version_table.c.id == 1)
+        .values(change_seq=counter + count)
+        .returning(counter)
+    ).scalar()
+    if last is None:  # the first write to a new database: bump_data_version moves it on
+        connection.execute(
+            insert(data_version_table).values(
+                id=1, version=0, change_seq=count, changed_at=utcnow()
+            )
+        )
+        last = count
+    return int(last) - count + 1
 
 
 def bump_data_version(connection: Connection) -> None:

@@ -23,7 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select, update
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -192,18 +192,22 @@ def generate(engine: Engine, *, indicators: int, regions: int, years: int) -> in
         written = 0
         rows = _observations(indicator_units, region_ids, years, source_id=1)
         for batch in _batches(rows):
-            stamped = [
-                {**row, "revision": 1, "created_at": now, "updated_at": now} for row in batch
+            # Each value one change, numbered as app/writes.py numbers them.
+            numbered = [
+                {**row, "revision": 1, "change_seq": written + n}
+                for n, row in enumerate(batch, start=1)
             ]
+            stamped = [{**row, "created_at": now, "updated_at": now} for row in numbered]
             connection.execute(insert(observation_table), stamped)
             history = [
-                {**row, "revision": 1, "action": "create", "recorded_at": now}
+                {**row, "action": "create", "recorded_at": now}
                 | {"recorded_by": "synthetic:bench/generate.py"}
-                for row in batch
+                for row in numbered
             ]
             connection.execute(insert(revision_table), history)
             written += len(batch)
             print(f"\r{written:,} observations", end="", file=sys.stderr, flush=True)
+        connection.execute(update(data_version_table).values(change_seq=written))
     print(file=sys.stderr)
     return written
 

@@ -23,7 +23,10 @@ SYNTHETIC_DERIVED = {"quote": REVIEW_CLAUSE, "derived": True}
 
 
 def world_document(*, years: range = range(2019, 2024)) -> dict[str, Any]:
-    """Two categories, three indicators, three regions, one value per series and year."""
+    """Two categories, three indicators, three regions, one value per series and year.
+
+    The review's order (display order: trained, funds, then share) is not the alphabetical
+    one, so a list that sorts by code where it should not shows."""
     observations = []
     series = [
         ("trained", "320400"),
@@ -90,6 +93,7 @@ def world_document(*, years: range = range(2019, 2024)) -> dict[str, Any]:
         "indicators": [
             {
                 "code": "trained",
+                "display_order": 1,
                 "category": "alpha",
                 "unit": "person",
                 "measure_type": "flow",
@@ -98,6 +102,7 @@ def world_document(*, years: range = range(2019, 2024)) -> dict[str, Any]:
             },
             {
                 "code": "funds",
+                "display_order": 2,
                 "category": "alpha",
                 "unit": "yuan",
                 "measure_type": "flow",
@@ -106,6 +111,7 @@ def world_document(*, years: range = range(2019, 2024)) -> dict[str, Any]:
             },
             {
                 "code": "share",
+                "display_order": 1,
                 "category": "beta",
                 "unit": "percent",
                 "measure_type": "rate",

@@ -78,6 +78,7 @@ def test_every_header_a_client_acts_on_is_exposed(world: TestClient) -> None:
     for header in ("ETag", "Last-Modified", "Link", "X-Total-Count", "Retry-After"):
         assert header in exposed
     assert {"X-Request-ID", "Idempotent-Replayed", "Location", "WWW-Authenticate"} <= exposed
+    assert "X-Change-Seq" in exposed  # a dashboard keeping a copy in sync reads its cursor
     assert exposed == set(CORS_EXPOSED_HEADERS)
     assert "access-control-allow-credentials" not in response.headers
 

@@ -23,7 +23,7 @@ from sqlalchemy import Engine, func, insert, select, update
 from app import queries
 from app.config import get_settings
 from app.db import build_engine, write_transaction
-from app.models import observation_table, revision_table
+from app.models import data_version_table, observation_table, revision_table
 from app.prepared import prepare
 from app.schemas import ObservationQuery
 from tests.conftest import ClientFactory, DatabaseFactory
@@ -53,6 +53,7 @@ def synthetic_history(engine: Engine, *, revisions: int = HISTORY_REVISIONS) -> 
                     {
                         **{k: v for k, v in state.items() if k != "id"},
                         "revision": number,
+                        "change_seq": len(first) + len(rows) + 1,  # numbered as writes number
                         "action": "update",
                         "value": state["value"] + number,
                         "recorded_at": recorded_at,
@@ -60,6 +61,7 @@ def synthetic_history(engine: Engine, *, revisions: int = HISTORY_REVISIONS) -> 
                     }
                 )
         connection.execute(insert(revision_table), rows)
+        connection.execute(update(data_version_table).values(change_seq=len(first) + len(rows)))
         last = start + timedelta(seconds=revisions)
         connection.execute(
             update(observation_table).values(

@@ -17,8 +17,12 @@ WORLD = world_document()["observations"]
 CATEGORY_OF = {"trained": "alpha", "funds": "alpha", "share": "beta"}
 
 
-def _key(row: dict[str, Any]) -> tuple[str, str, int]:
-    return (row["indicator"], row["region"], row["year"])
+# The world's indicators in the review's order (display order), which is not alphabetical.
+REVIEW_ORDER = {"trained": 0, "funds": 1, "share": 2}
+
+
+def _key(row: dict[str, Any]) -> tuple[int, str, int]:
+    return (REVIEW_ORDER[row["indicator"]], row["region"], row["year"])
 
 
 def _expected(predicate) -> list[tuple[str, str, int]]:  # type: ignore[no-untyped-def]
@@ -129,11 +133,15 @@ def test_each_row_carries_labels_unit_and_source(world: TestClient) -> None:
     [row] = _fetch_all(world, "indicator=funds&region=320412&year=2020")
     assert (row.pop("revision"), row.pop("deleted")) == (1, False)
     assert row.pop("updated_at").endswith(("Z", "+00:00"))
+    assert row.pop("change_seq") > 0
     assert row == {
         "indicator": "funds",
         "indicator_name_zh": "资金",
         "indicator_name_en": "Funds spent",
+        "measure_type": "flow",
+        "display_order": 2,
         "category": "alpha",
+        "category_display_order": 1,
         "region": "320412",
         "region_name_zh": "武进区",
         "region_name_en": "Wujin District",
@@ -166,6 +174,39 @@ def test_csv_parses_back_to_the_same_rows(world: TestClient, how: str) -> None:
         assert Decimal(parsed["value"]) == Decimal(str(original["value"]))
         assert parsed["source_quote"] == original["source"]["quote"]
         assert parsed["note"] == ""
+        for column in ("measure_type", "display_order", "category_display_order", "change_seq"):
+            assert parsed[column] == str(original[column])
+
+
+@pytest.mark.parametrize(
+    ("sort", "expected"),
+    [
+        ("indicator", ["trained", "funds", "share"]),
+        ("-indicator", ["share", "funds", "trained"]),
+        ("category", ["trained", "funds", "share"]),  # ties broken in the review's order too
+    ],
+)
+def test_indicators_sort_in_the_reviews_order_not_by_code(
+    world: TestClient, sort: str, expected: list[str]
+) -> None:
+    rows = _fetch_all(world, f"sort={sort}&region=320400&year=2020")
+    assert [row["indicator"] for row in rows] == expected
+
+
+def test_categories_sort_in_the_reviews_order_as_categories_and_comparisons_list_them(
+    client: TestClient,
+) -> None:
+    review = [c["code"] for c in client.get("/api/v1/categories").json()["data"]]
+    assert review != sorted(review)  # the seed's order is not alphabetical: this can fail
+    for sort, order in (("category", review), ("-category", review[::-1])):
+        rows = _fetch_all(client, f"sort={sort}")
+        seen = list(dict.fromkeys(row["category"] for row in rows))
+        assert seen == [code for code in order if code in seen]
+    compared = client.get("/api/v1/comparisons", params={"year": 2023, "limit": 1000}).json()
+    rows = _fetch_all(client, "region=320400")  # default sort: indicator, in the review's order
+    assert [r["indicator"] for r in rows] == [
+        c["indicator"] for c in compared["data"] if c["region"] == "320400"
+    ]
 
 
 def test_if_none_match_gives_304_until_the_data_changes(make_client, seeded_engine: Engine) -> None:  # type: ignore[no-untyped-def]

@@ -165,6 +165,13 @@ QUERIES: list[dict[str, Any]] = [
     {"updated_after": "@loaded", "as_of": "@written", "sort": "year,-indicator"},
     {"updated_after": "@delete-1us", "as_of": "@written"},
     {"updated_after": "@delete", "as_of": "@written"},
+    {"since": 0},
+    {"since": 20, "limit": 5},
+    {"since": 20, "region": ["320412"]},
+    {"since": 0, "updated_after": "@corrected"},
+    {"since": 10, "as_of": "@written", "sort": "change_seq"},
+    {"since": 100000},
+    {"sort": "-change_seq", "limit": 4},
 ]
 # The queries whose page is rightly empty; every other one must have rows to compare.
 EMPTY = [
@@ -173,6 +180,7 @@ EMPTY = [
     {"as_of": "@before"},
     {"updated_after": "@end"},
     {"updated_after": "@delete", "as_of": "@written"},
+    {"since": 100000},
 ]
 
 
@@ -328,22 +336,28 @@ def test_decimals_no_float_holds_are_exact_through_the_cursor_core_and_json(
 def test_the_data_version_is_the_same_through_the_cursor_and_through_core(
     history: History, empty_engine: Engine
 ) -> None:
-    statement = select(data_version_table.c.version, data_version_table.c.changed_at).where(
-        data_version_table.c.id == 1
-    )
+    statement = select(
+        data_version_table.c.version,
+        data_version_table.c.changed_at,
+        data_version_table.c.change_seq,
+    ).where(data_version_table.c.id == 1)
     with history.engine.connect() as connection:
-        version, changed_at = connection.execute(statement).one()
-        assert queries.get_data_version(connection) == (version, changed_at)
+        version, changed_at, change_seq = connection.execute(statement).one()
+        assert queries.get_data_version(connection) == (version, changed_at, change_seq)
     with history.engine.connect() as connection:
-        assert queries.get_data_version(connection, transaction=False) == (version, changed_at)
+        assert queries.get_data_version(connection, transaction=False) == (
+            version,
+            changed_at,
+            change_seq,
+        )
         assert not connection.in_transaction()
-    assert version > 0
+    assert version > 0 and change_seq > 0
     assert changed_at.utcoffset() == timedelta()
     assert history.moments["written"] < changed_at < history.moments["end"]
 
     with empty_engine.connect() as connection:
         before_any_load = connection.execute(statement).one_or_none()
-        expected = (before_any_load[0], before_any_load[1]) if before_any_load else (0, None)
+        expected = tuple(before_any_load) if before_any_load else (0, None, 0)
         assert queries.get_data_version(connection) == expected
 
 

@@ -60,6 +60,24 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
         "content": {"text/csv": {"schema": {"type": "string"}}},
     }
 }
+CHANGE_SEQ_HEADER_DOC = {
+    "X-Change-Seq": {
+        "description": (
+            "The last change sequence number of the data this answer was read from: every "
+            "change up to it had committed. At the last page of a `since` answer (`next` "
+            "null), give it as `since` to get what changes afterwards."
+        ),
+        "schema": {"type": "integer", "minimum": 0},
+    }
+}
+
+
+def with_change_seq(responses: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
+    """`responses` with the `X-Change-Seq` header documented on the 200."""
+    ok = responses.get(200, {})
+    return {**responses, 200: {**ok, "headers": {**ok.get("headers", {}), **CHANGE_SEQ_HEADER_DOC}}}
+
+
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     400: problem("The body could not be parsed (not JSON where JSON is required)."),
     401: problem(

@@ -17,7 +17,13 @@ from app.etags import cache_headers, etag_matches
 from app.params import from_query
 from app.reads import NotModified, page_response, read
 from app.rendering import JSONResponse, wants_csv
-from app.routers.docs import CSV_RESPONSE, NOT_FOUND, PRECONDITION_FAILED, WRITE_ERRORS
+from app.routers.docs import (
+    CSV_RESPONSE,
+    NOT_FOUND,
+    PRECONDITION_FAILED,
+    WRITE_ERRORS,
+    with_change_seq,
+)
 from app.schemas import (
     IndicatorCode,
     Observation,
@@ -34,14 +40,16 @@ router = APIRouter(prefix="/observations", tags=["observations"])
 Params = Annotated[ObservationQuery, from_query(ObservationQuery)]
 
 
-@router.get("", response_model=ObservationPage, responses=CSV_RESPONSE)
+@router.get("", response_model=ObservationPage, responses=with_change_seq(CSV_RESPONSE))
 async def list_observations(request: Request, params: Params, engine: EngineDep) -> Response:
     """List observations with their labels and sources, filtered, sorted and paged."""
     filters = params.filters()
     answer = await read(request, engine, queries.list_observations, filters, heavy=filters.heavy)
     as_csv = wants_csv(request, params.format)
     csv = (csv_columns(Observation), "observations") if as_csv else None
-    return page_response(request, answer, filters, csv=csv)
+    # A `since` answer pages by change sequence: `next` asks for the rows after the last one.
+    keyset = ("since", "change_seq") if filters.since is not None else None
+    return page_response(request, answer, filters, csv=csv, keyset=keyset)
 
 
 # --- one value ----------------------------------------------------------------------------
