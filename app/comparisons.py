@@ -55,7 +55,14 @@ from app.models import (
     unit_table as unit,
 )
 from app.prepared import fetch, statement_cache
-from app.queries import list_categories, list_indicators_by_code, observation_states
+from app.queries import (
+    INDICATOR_LABELS,
+    REGION_LABELS,
+    UNIT_LABELS,
+    list_categories,
+    list_indicators_by_code,
+    observation_states,
+)
 
 APPROXIMATE_TOLERANCE = Decimal("0.10")
 PERCENT_UNITS = frozenset({"percent"})
@@ -184,15 +191,10 @@ def cagr_pct(
 # The tables that choose the pairs, by the names filters use (app/filters.py).
 PAIR_TABLES = {"indicator": indicator, "category": category, "region": region}
 LABELS = (
-    indicator.c.code.label("indicator"),
-    indicator.c.name_zh.label("indicator_name_zh"),
-    indicator.c.name_en.label("indicator_name_en"),
-    indicator.c.measure_type,
+    *INDICATOR_LABELS,
     indicator.c.single_event,
     category.c.code.label("category"),
-    region.c.code.label("region"),
-    region.c.name_zh.label("region_name_zh"),
-    region.c.name_en.label("region_name_en"),
+    *REGION_LABELS,
 )
 
 
@@ -294,9 +296,7 @@ def comparison_statement(shape: ComparisonShape) -> Select[Any]:
     statement = (
         select(
             *LABELS,
-            unit.c.code.label("unit"),
-            unit.c.name_zh.label("unit_name_zh"),
-            unit.c.name_en.label("unit_name_en"),
+            *UNIT_LABELS,
             current.c.value.label("value"),
             current.c.qualifier.label("qualifier"),
             current_unit.c.code.label("current_unit"),
@@ -439,9 +439,7 @@ def series_statement(filters: Shape) -> Select[Any]:
     tables = {"indicator": indicator, "region": region, "states": observation}
     return (
         select(
-            region.c.code.label("region"),
-            region.c.name_zh.label("region_name_zh"),
-            region.c.name_en.label("region_name_en"),
+            *REGION_LABELS,
             observation.c.year,
             observation.c.value,
             observation.c.qualifier,

@@ -23,7 +23,7 @@ from app.models import (
     source_table as source,
     unit_table as unit,
 )
-from app.queries import row_dict
+from app.queries import INDICATORS_WITH_CATEGORY_AND_UNIT, row_dict
 from app.rendering import UTF8_BOM, dump_json
 
 # Observations per piece of an export's body: about 200 KB of JSON, a few ms to encode.
@@ -113,11 +113,7 @@ def export_bundle(connection: Connection, year: int | None = None) -> dict[str, 
                 indicator.c.display_order,
                 indicator.c.single_event,
             )
-            .select_from(
-                indicator.join(category, indicator.c.category_id == category.c.id).join(
-                    unit, indicator.c.unit_id == unit.c.id
-                )
-            )
+            .select_from(INDICATORS_WITH_CATEGORY_AND_UNIT)
             .order_by(indicator.c.code)
         ),
         "observations": export_observations(connection, year=year),

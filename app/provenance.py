@@ -27,11 +27,9 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, select
 
+from app.exporter import export_observations
 from app.figures import Figure, read_figures
 from app.models import (
-    indicator_table,
-    observation_table,
-    region_table,
     source_table,
 )
 
@@ -140,31 +138,12 @@ def check_stored(connection: Connection) -> list[StoredFailure]:
     """Every published observation that breaks a rule, in indicator, region, year order.
 
     Current values only: the history records what was published, and is kept as it was."""
-    rows = connection.execute(
-        select(
-            indicator_table.c.code.label("indicator"),
-            region_table.c.code.label("region"),
-            observation_table.c.year,
-            observation_table.c.value,
-            observation_table.c.qualifier,
-            observation_table.c.quote,
-            observation_table.c.note,
-            observation_table.c.derived,
-            source_table.c.code.label("source"),
-        )
-        .select_from(
-            observation_table.join(
-                indicator_table, observation_table.c.indicator_id == indicator_table.c.id
-            )
-            .join(region_table, observation_table.c.region_id == region_table.c.id)
-            .join(source_table, observation_table.c.source_id == source_table.c.id)
-        )
-        .order_by(indicator_table.c.code, region_table.c.code, observation_table.c.year)
-    ).all()
-    sources = stored_sources(connection, {row.source for row in rows})
+    rows = export_observations(connection)  # as a bundle carries them: indicator, region, ...
+    sources = stored_sources(connection, {row["source"] for row in rows})
     failures = []
     for row in rows:
-        claim = Claim(row.year, row.value, row.qualifier, row.quote, row.note, row.derived)
-        label = f"{row.indicator}/{row.region}/{row.year}"
-        failures += [StoredFailure(label, p) for p in check(claim, sources[row.source])]
+        fields = ("year", "value", "qualifier", "quote", "note", "derived")
+        claim = Claim(*(row[name] for name in fields))
+        label = f"{row['indicator']}/{row['region']}/{row['year']}"
+        failures += [StoredFailure(label, p) for p in check(claim, sources[row["source"]])]
     return failures

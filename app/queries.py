@@ -31,6 +31,28 @@ from app.prepared import fetch, fetch_one, in_list, list_values, statement_cache
 
 parent_region = region.alias("parent_region")
 
+# The labels a row carries, under the names the public schemas give them.
+INDICATOR_LABELS = (
+    indicator.c.code.label("indicator"),
+    indicator.c.name_zh.label("indicator_name_zh"),
+    indicator.c.name_en.label("indicator_name_en"),
+    indicator.c.measure_type,
+)
+REGION_LABELS = (
+    region.c.code.label("region"),
+    region.c.name_zh.label("region_name_zh"),
+    region.c.name_en.label("region_name_en"),
+)
+UNIT_LABELS = (
+    unit.c.code.label("unit"),
+    unit.c.name_zh.label("unit_name_zh"),
+    unit.c.name_en.label("unit_name_en"),
+)
+# Each indicator with its category and its unit.
+INDICATORS_WITH_CATEGORY_AND_UNIT = indicator.join(
+    category, indicator.c.category_id == category.c.id
+).join(unit, indicator.c.unit_id == unit.c.id)
+
 
 def row_dict(row: Any) -> dict[str, Any]:
     """A result row as a dict with plain `str` keys (orjson rejects SQLAlchemy's label type)."""
@@ -67,7 +89,7 @@ def get_data_version(connection: Connection, *, transaction: bool = True) -> Dat
 
 def _unit(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
-        "code": row["unit_code"],
+        "code": row["unit"],
         "name_zh": row["unit_name_zh"],
         "name_en": row["unit_name_en"],
     }
@@ -80,20 +102,14 @@ def _indicator_select() -> Select[Any]:
             category.c.code.label("category"),
             indicator.c.name_zh,
             indicator.c.name_en,
-            unit.c.code.label("unit_code"),
-            unit.c.name_zh.label("unit_name_zh"),
-            unit.c.name_en.label("unit_name_en"),
+            *UNIT_LABELS,
             indicator.c.measure_type,
             indicator.c.description_zh,
             indicator.c.description_en,
             indicator.c.display_order,
             indicator.c.single_event,
         )
-        .select_from(
-            indicator.join(category, indicator.c.category_id == category.c.id).join(
-                unit, indicator.c.unit_id == unit.c.id
-            )
-        )
+        .select_from(INDICATORS_WITH_CATEGORY_AND_UNIT)
         .order_by(category.c.display_order, indicator.c.display_order, indicator.c.code)
     )
 
@@ -566,21 +582,14 @@ def get_observation(
 
 def _observation_select(states: Any) -> Select[Any]:
     return select(
-        indicator.c.code.label("indicator"),
-        indicator.c.name_zh.label("indicator_name_zh"),
-        indicator.c.name_en.label("indicator_name_en"),
-        indicator.c.measure_type,
+        *INDICATOR_LABELS,
         indicator.c.display_order,
         category.c.code.label("category"),
         category.c.display_order.label("category_display_order"),
-        region.c.code.label("region"),
-        region.c.name_zh.label("region_name_zh"),
-        region.c.name_en.label("region_name_en"),
+        *REGION_LABELS,
         states.c.year,
         states.c.value,
-        unit.c.code.label("unit"),
-        unit.c.name_zh.label("unit_name_zh"),
-        unit.c.name_en.label("unit_name_en"),
+        *UNIT_LABELS,
         states.c.qualifier,
         states.c.note,
         states.c.derived,
