@@ -29,7 +29,7 @@ import io
 import json
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field as dataclass_field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from itertools import islice
@@ -81,6 +81,10 @@ class RecordError:
     record: str  # "observations[12]" or "observations[12] (indicator=..., region=...)"
     field: str
     reason: str
+    # Where the record is in the file, to list errors in file order: (section, row or index).
+    at: tuple[int, int] = dataclass_field(default=(0, 0), compare=False)
+    # For an unknown code: the defined codes that look like it (difflib), best first.
+    close_matches: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Fields and reasons can carry a client's text (an unknown key, a bad value): cut.
@@ -93,33 +97,54 @@ class RecordError:
 
 
 class ErrorList:
-    """The errors found in a file: every one counted, the first MAX_ERRORS kept."""
+    """The errors found in a file: every one counted, the first MAX_ERRORS in file order kept.
+
+    Checks run one after another (format, references, provenance), each in its own order; the
+    list keeps the MAX_ERRORS earliest by position, so a partner reads them row by row."""
 
     def __init__(self, errors: Iterable[RecordError] = ()) -> None:
-        self.kept: list[RecordError] = []
+        self._found: list[RecordError] = []
         self.total = 0
         self.extend(errors)
 
     def __bool__(self) -> bool:
         return self.total > 0
 
+    @property
+    def kept(self) -> list[RecordError]:
+        self._trim()
+        return self._found
+
+    def _trim(self) -> None:
+        self._found.sort(key=lambda error: error.at)  # stable: a row's errors keep their order
+        del self._found[MAX_ERRORS:]
+
     def add(self, error: RecordError) -> None:
         self.total += 1
-        if len(self.kept) < MAX_ERRORS:
-            self.kept.append(error)
+        self._found.append(error)
+        if len(self._found) >= 2 * MAX_ERRORS:  # trimmed in batches: memory stays bounded
+            self._trim()
 
     def extend(self, errors: Iterable[RecordError]) -> None:
         for error in errors:
             self.add(error)
 
-    def add_validation(self, error: ValidationError, *, file: str, record: str) -> None:
+    def merge(self, other: "ErrorList") -> None:
+        """Add `other`'s errors: its kept ones listed, all of them counted."""
+        self._found.extend(other.kept)
+        self.total += other.total
+        self._trim()
+
+    def add_validation(
+        self, error: ValidationError, *, file: str, record: str, at: tuple[int, int] = (0, 0)
+    ) -> None:
         """Pydantic's errors for one record, counted without building those past the cap."""
-        room = MAX_ERRORS - len(self.kept)
-        if room > 0:
-            for item in error.errors(include_url=False, include_input=False)[:room]:
-                field = ".".join(str(part) for part in item["loc"])
-                self.kept.append(RecordError(file, record, field, item["msg"]))
+        for item in error.errors(include_url=False, include_input=False)[:MAX_ERRORS]:
+            field_name = ".".join(str(part) for part in item["loc"])
+            self._found.append(RecordError(file, record, field_name, item["msg"], at=at))
         self.total += error.error_count()
+        if len(self._found) >= 2 * MAX_ERRORS:
+            self._trim()
 
     def raise_if_any(self) -> None:
         if self:
@@ -329,6 +354,7 @@ SECTIONS: dict[str, type[_Record]] = {
     "indicators": IndicatorRecord,
     "observations": ObservationRecord,
 }
+SECTION_RANK = {section: rank for rank, section in enumerate(SECTIONS)}
 
 
 def upload_schemas(*, ref_template: str) -> dict[str, dict[str, Any]]:
@@ -373,13 +399,22 @@ class LoadedBundle:
     name: str
     bundle: Bundle
     source_texts: dict[str, str]  # source code -> full text
-    observation_labels: list[str] | None = None  # "row 7" for CSV; default observations[i]
+    observation_rows: list[int] | None = None  # each observation's line in a CSV file
+    # Rows that failed the format checks, left out of `bundle`: the importer reports them with
+    # the rest (unknown codes, provenance), in one answer sorted by row.
+    errors: ErrorList = dataclass_field(default_factory=ErrorList)
 
     def label(self, section: str, index: int) -> str:
         """How an error names a record: `observations[3]`, or `row 5` in a CSV file."""
-        if section == "observations" and self.observation_labels is not None:
-            return self.observation_labels[index]
+        if section == "observations" and self.observation_rows is not None:
+            return f"row {self.observation_rows[index]}"
         return f"{section}[{index}]"
+
+    def position(self, section: str, index: int) -> tuple[int, int]:
+        """Where a record is in the file, for RecordError.at."""
+        if section == "observations" and self.observation_rows is not None:
+            return SECTION_RANK[section], self.observation_rows[index]
+        return SECTION_RANK[section], index
 
 
 # --- YAML and JSON -----------------------------------------------------------------------------
@@ -506,7 +541,15 @@ def _describe_record(section: str, index: int, record: Any) -> str:
 M = TypeVar("M", bound=BaseModel)
 
 
-def _validate(model: type[M], raw: Any, errors: ErrorList, *, file: str, record: str) -> M | None:
+def _validate(
+    model: type[M],
+    raw: Any,
+    errors: ErrorList,
+    *,
+    file: str,
+    record: str,
+    at: tuple[int, int] = (0, 0),
+) -> M | None:
     """One record (or the top level) checked; its errors added to `errors`."""
     fields = model.model_fields
     if isinstance(raw, dict) and len(raw) > len(fields):
@@ -514,12 +557,12 @@ def _validate(model: type[M], raw: Any, errors: ErrorList, *, file: str, record:
         # (a record of 100,000 keys would otherwise be 100,000 errors).
         unknown_keys = (_short(str(key), 20) for key in raw if key not in fields)
         unknown = ", ".join(islice(unknown_keys, 5))
-        errors.add(RecordError(file, record, "", f"{len(raw)} keys; unknown: {unknown}"))
+        errors.add(RecordError(file, record, "", f"{len(raw)} keys; unknown: {unknown}", at=at))
         return None
     try:
         return model.model_validate(raw)
     except ValidationError as error:
-        errors.add_validation(error, file=file, record=record)
+        errors.add_validation(error, file=file, record=record, at=at)
         return None
 
 
@@ -564,7 +607,14 @@ def validate_document(document: Any, *, name: str, max_rows: int | None = None) 
     assert top is not None
     sections = {
         section: [
-            _validate(model, raw, errors, file=name, record=_describe_record(section, index, raw))
+            _validate(
+                model,
+                raw,
+                errors,
+                file=name,
+                record=_describe_record(section, index, raw),
+                at=(SECTION_RANK[section], index),
+            )
             for index, raw in enumerate(getattr(top, section))
         ]
         for section, model in SECTIONS.items()
@@ -648,14 +698,14 @@ def decode_upload(data: bytes, *, name: str) -> str:
         raise BundleError([RecordError(name, "", "", reason)]) from None
 
 
-def _csv_records(text: str, *, name: str) -> Iterator[tuple[str, list[str]]]:
-    """Each non-blank record with its label: `row 2` starts on line 2 of the file."""
+def _csv_records(text: str, *, name: str) -> Iterator[tuple[int, list[str]]]:
+    """Each non-blank record with the line it starts on: row 2 starts on line 2 of the file."""
     reader = csv.reader(io.StringIO(text, newline=""))
     start = 1
     try:
         for cells in reader:
             if cells:
-                yield f"row {start}", cells
+                yield start, cells
             start = reader.line_num + 1
     except csv.Error as error:  # a cell over csv.field_size_limit() (131,072 characters), say
         reason = f"cannot be read as CSV: {error}"
@@ -688,27 +738,35 @@ def parse_csv(text: str, *, name: str, max_rows: int | None = None) -> LoadedBun
         count = sum(1 for _ in _csv_records(text, name=name)) - 1  # less the header
         check_row_count(count, name=name, max_rows=max_rows)
     rows = _csv_records(text, name=name)
-    _, first = next(rows, ("", []))
+    _, first = next(rows, (0, []))
     header = _check_header(first, name=name)
     records: list[ObservationRecord] = []
-    labels: list[str] = []
+    lines: list[int] = []
     errors = ErrorList()
+    rank = SECTION_RANK["observations"]
     for line, cells in rows:
         if len(cells) > len(header):
-            errors.add(RecordError(name, line, "", "more cells than columns"))
+            errors.add(
+                RecordError(name, f"row {line}", "", "more cells than columns", at=(rank, line))
+            )
             continue
         values: dict[str, Any] = dict.fromkeys(header)
         values.update((key, cell) for key, cell in zip(header, cells, strict=False) if cell != "")
         for optional in ("qualifier", "derived"):  # empty: the record's default
             if values.get(optional) is None:
                 values.pop(optional, None)
-        record = _validate(ObservationRecord, values, errors, file=name, record=line)
+        record = _validate(
+            ObservationRecord, values, errors, file=name, record=f"row {line}", at=(rank, line)
+        )
         if record is not None:
             records.append(record)
-            labels.append(line)
-    errors.raise_if_any()
+            lines.append(line)
+    # A row's format errors do not stop the file: the importer adds them to the errors it finds
+    # in the rows that parsed (unknown codes, provenance), so one answer lists them all.
     bundle = Bundle(observations=records)
-    return LoadedBundle(name=name, bundle=bundle, source_texts={}, observation_labels=labels)
+    return LoadedBundle(
+        name=name, bundle=bundle, source_texts={}, observation_rows=lines, errors=errors
+    )
 
 
 def _csv_cell(value: Any) -> Any:

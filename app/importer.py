@@ -7,6 +7,7 @@ natural keys (codes; indicator x region x year), so applying the same bundle twi
 Every observation that is created or changed gets a revision row holding its new state, and the data
 version moves when anything changed."""
 
+import difflib
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, insert, select, update
 
 from app import provenance
-from app.bundle import BundleError, ErrorList, LoadedBundle, ObservationRecord, RecordError
+from app.bundle import ErrorList, LoadedBundle, ObservationRecord, RecordError
 from app.models import (
     category_table,
     indicator_table,
@@ -101,9 +102,8 @@ def _check_unique(loaded: LoadedBundle, section: str, keys: Sequence[Any]) -> li
     for index, key in enumerate(keys):
         if key in seen:
             first = loaded.label(section, seen[key])
-            errors.append(
-                RecordError(loaded.name, loaded.label(section, index), "", f"repeats {first}")
-            )
+            label, at = loaded.label(section, index), loaded.position(section, index)
+            errors.append(RecordError(loaded.name, label, "", f"repeats {first}", at=at))
         seen.setdefault(key, index)
     return errors
 
@@ -141,10 +141,29 @@ def _check_references(connection: Connection, loaded: LoadedBundle) -> ErrorList
     sources = known(source_table, (s.code for s in bundle.sources))
     indicators = known(indicator_table, (i.code for i in bundle.indicators))
 
+    suggested: dict[tuple[str, str], tuple[str, ...]] = {}
+
     def missing(section: str, index: int, field_name: str, code: str | None, pool: set[str]):
         if code is not None and code not in pool:
-            record = loaded.label(section, index)
-            errors.add(RecordError(name, record, field_name, f"unknown code {code!r}"))
+            # The codes that look like it, as a query parameter's error gives them (once per
+            # code: a file naming one unknown code in every row costs one lookup).
+            key = (field_name, code)
+            if key not in suggested:
+                suggested[key] = tuple(difflib.get_close_matches(code, sorted(pool), n=5))
+            matches = suggested[key]
+            reason = f"unknown code {code!r}"
+            if matches:
+                reason += f"; did you mean {', '.join(map(repr, matches))}?"
+            errors.add(
+                RecordError(
+                    name,
+                    loaded.label(section, index),
+                    field_name,
+                    reason,
+                    at=loaded.position(section, index),
+                    close_matches=matches,
+                )
+            )
 
     for index, region in enumerate(bundle.regions):
         missing("regions", index, "parent", region.parent, regions)
@@ -180,10 +199,13 @@ def _check_provenance(connection: Connection, loaded: LoadedBundle) -> ErrorList
     errors = ErrorList()
     sources = _cited_sources(connection, loaded)
     for index, obs in enumerate(loaded.bundle.observations):
+        if obs.source not in sources:  # an unknown source: _check_references says so
+            continue
         claim = Claim(obs.year, obs.value, obs.qualifier.value, obs.quote, obs.note, obs.derived)
         for problem in provenance.check(claim, sources[obs.source]):
             record = loaded.label("observations", index)
-            errors.add(RecordError(loaded.name, record, problem.field, problem.message))
+            at = loaded.position("observations", index)
+            errors.add(RecordError(loaded.name, record, problem.field, problem.message, at=at))
     return errors
 
 
@@ -286,9 +308,16 @@ def apply_bundle(
     `dry_run`, does the same work and reports, then leaves the transaction for the caller to
     roll back. `on_progress` is called with the number of observations done after each chunk.
     """
-    errors = _check_references(connection, loaded) or _check_provenance(connection, loaded)
-    if errors:
-        raise BundleError(errors)
+    # One pass: the rows that failed the format checks, then every reference and provenance
+    # error of the rows that passed, listed together in file order.
+    errors = ErrorList()
+    for found in (
+        loaded.errors,
+        _check_references(connection, loaded),
+        _check_provenance(connection, loaded),
+    ):
+        errors.merge(found)
+    errors.raise_if_any()
     report = ImportReport(bundle=loaded.name, dry_run=dry_run)
     _apply_reference_data(connection, loaded, report)
     _apply_observations(connection, loaded.bundle.observations, report, recorded_by, on_progress)

@@ -12,6 +12,7 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from app.bundle import MAX_ERRORS, ErrorList, RecordError
 from tests.conftest import DatabaseFactory, snapshot
 from tests.factories import SYNTHETIC_SOURCE
 
@@ -77,6 +78,32 @@ def test_unknown_codes_are_reported_per_row_and_nothing_is_written(api, tokens, 
     located = {(e["record"], e["field"]) for e in response.json()["errors"]}
     assert ("row 3", "indicator") in located
     assert snapshot(engine) == before
+
+
+def test_format_and_reference_errors_come_in_one_answer_by_row(api, tokens, engine) -> None:  # type: ignore[no-untyped-def]
+    lines = _csv_rows(6, bad_row=4).splitlines()  # data row 4 (line 5): a value that is no number
+    lines[2] = lines[2].replace("funds,", "fundz,", 1)  # line 3: an unknown indicator
+    before = snapshot(engine)
+    response = _post(api, tokens["write"], "\r\n".join(lines) + "\r\n")
+    assert response.status_code == 422
+    problem = response.json()
+    located = [(e["record"], e["field"]) for e in problem["errors"]]
+    assert located == [("row 3", "indicator"), ("row 5", "value")]
+    assert problem["error_count"] == 2
+    unknown = problem["errors"][0]
+    assert unknown["close_matches"][0] == "funds"
+    assert "did you mean 'funds'" in unknown["message"]
+    assert snapshot(engine) == before
+
+
+def test_the_first_errors_by_row_are_kept_whatever_order_they_were_found_in() -> None:
+    found = ErrorList()
+    for line in reversed(range(2, 2 + MAX_ERRORS + 50)):
+        found.add(RecordError("upload", f"row {line}", "value", "bad", at=(5, line)))
+    late = ErrorList([RecordError("upload", "row 1000", "region", "unknown", at=(5, 1000))])
+    late.merge(found)
+    assert late.total == MAX_ERRORS + 51
+    assert [error.at[1] for error in late.kept] == list(range(2, 2 + MAX_ERRORS))
 
 
 def test_duplicate_rows_are_an_error(api, tokens, engine) -> None:  # type: ignore[no-untyped-def]

@@ -49,8 +49,9 @@ IMPORT_BODY = {
         "(`application/yaml` or `application/json`), the seed's format, which may also define "
         "sources, units, categories, regions and indicators (admin scope). At most "
         "`max_import_rows` (10,000) observations, counted before any is validated; YAML "
-        "aliases are refused; a 422 lists at most 100 errors and counts them all in "
-        "`error_count`."
+        "aliases are refused; a 422 lists every error of every row in one answer (format, "
+        "unknown codes with their `close_matches`, provenance), the first 100 in file order, "
+        "and counts them all in `error_count`."
     ),
     "content": {
         "text/csv": {
@@ -68,7 +69,13 @@ IMPORT_BODY = {
 def _bundle_problem(error: BundleError) -> InvalidParameterError:
     """422 listing the first errors (at most bundle.MAX_ERRORS); `error_count` counts them all."""
     errors = [
-        {"field": e.field or "body", "in": "body", "record": e.record, "message": e.reason}
+        {
+            "field": e.field or "body",
+            "in": "body",
+            "record": e.record,
+            "message": e.reason,
+            **({"close_matches": list(e.close_matches)} if e.close_matches else {}),
+        }
         for e in error.errors
     ]
     first = error.errors[0]
