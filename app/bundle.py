@@ -83,7 +83,8 @@ class RecordError:
     reason: str
     # Where the record is in the file, to list errors in file order: (section, row or index).
     at: tuple[int, int] = dataclass_field(default=(0, 0), compare=False)
-    # For an unknown code: the defined codes that look like it (difflib), best first.
+    # For an unknown code: the code, and the defined codes that look like it (difflib), best first.
+    unknown: str | None = None
     close_matches: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

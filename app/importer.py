@@ -161,6 +161,7 @@ def _check_references(connection: Connection, loaded: LoadedBundle) -> ErrorList
                     field_name,
                     reason,
                     at=loaded.position(section, index),
+                    unknown=code,
                     close_matches=matches,
                 )
             )

@@ -28,7 +28,13 @@ from app.routers import (
     observations,
     sources,
 )
-from app.routers.docs import COMMON_ERRORS, install_docs, publish_schemas
+from app.routers.docs import (
+    COMMON_ERRORS,
+    PROBLEM_SCHEMAS,
+    document_not_modified,
+    install_docs,
+    publish_schemas,
+)
 from app.routers.pages import install_pages
 from app.routers.reference import categories, regions, years
 
@@ -159,7 +165,8 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     install_pages(app)
     document_query_models(app)
-    publish_schemas(app, imports.BUNDLE_SCHEMAS)
+    publish_schemas(app, {**imports.BUNDLE_SCHEMAS, **PROBLEM_SCHEMAS})
+    document_not_modified(app, prefix=API_PREFIX)
     return app
 
 

@@ -91,7 +91,8 @@ def test_format_and_reference_errors_come_in_one_answer_by_row(api, tokens, engi
     assert located == [("row 3", "indicator"), ("row 5", "value")]
     assert problem["error_count"] == 2
     unknown = problem["errors"][0]
-    assert unknown["close_matches"][0] == "funds"
+    assert unknown["unknown"] == ["fundz"]
+    assert unknown["close_matches"]["fundz"][0] == "funds"
     assert "did you mean 'funds'" in unknown["message"]
     assert snapshot(engine) == before
 

@@ -5,6 +5,7 @@ import base64
 import hashlib
 import re
 from functools import cache
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -14,41 +15,86 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
+from pydantic.json_schema import models_json_schema
 
 from app.errors import PROBLEM_MEDIA_TYPE
 
 
 class FieldError(BaseModel):
-    """One fault in a request, naming the parameter or field."""
+    """One fault in a request, naming the parameter or field (and, in an import, the record)."""
 
     field: str = Field(description="The parameter or body field at fault.", examples=["region"])
     in_: str = Field(alias="in", description="query, path, header or body.", examples=["query"])
     message: str = Field(examples=["unknown code '320499'"])
+    record: str | None = Field(
+        default=None,
+        description="In an import: the record, `row 5` of a CSV file or `observations[3]`.",
+        examples=["row 5"],
+    )
+    allowed: list[str] | str | None = Field(
+        default=None,
+        description="The values the parameter takes: its codes, or the choices of an enum.",
+        examples=[["320400", "320402"]],
+    )
+    unknown: list[str] | None = Field(
+        default=None, description="The values given that are not known.", examples=[["320499"]]
+    )
+    names: dict[str, list[str]] | None = Field(
+        default=None,
+        description="For a parameter that takes names: each code's names (zh, en).",
+        examples=[{"320412": ["武进区", "Wujin District"]}],
+    )
+    close_matches: dict[str, list[str]] | None = Field(
+        default=None,
+        description="For each unknown value: the known codes or names that look like it.",
+        examples=[{"fundz": ["funds"]}],
+    )
+
+
+UNPROCESSABLE = HTTPStatus(422).phrase  # as problem_response titles it
 
 
 class Problem(BaseModel):
-    """RFC 9457 problem details: the shape of every error."""
+    """RFC 9457 problem details: the shape of every error. Clients ignore members they do not
+    know (RFC 9457, section 3.2); every member the server sends is listed here."""
 
     type: str = Field(examples=["urn:statsapi:problem:validation-error"])
-    title: str = Field(examples=["Unprocessable Content"])
+    title: str = Field(description="The status's HTTP reason phrase.", examples=[UNPROCESSABLE])
     status: int = Field(examples=[422])
     detail: str = Field(examples=["query parameter 'region': unknown code '320499'"])
     instance: str | None = Field(default=None, examples=["/api/v1/observations"])
     errors: list[FieldError] | None = Field(
         default=None, description="For 422: each fault, naming its parameter."
     )
+    error_count: int | None = Field(
+        default=None,
+        description="For an import's 422: how many errors the file has (`errors` lists 100).",
+        examples=[3],
+    )
+    current_etag: str | None = Field(
+        default=None,
+        description="For 412: the ETag of the value as it now stands (absent if there is none).",
+        examples=['"r3"'],
+    )
+
+
+COMPONENT_REF = "#/components/schemas/{model}"
+PROBLEM_SCHEMAS = {
+    name: schema
+    for name, schema in models_json_schema(
+        [(Problem, "serialization")], ref_template=COMPONENT_REF
+    )[1]["$defs"].items()
+}
 
 
 def problem(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "model": Problem,
-        "content": {PROBLEM_MEDIA_TYPE: {}},
-    }
+    """A problem+json response, its schema the published `Problem`."""
+    schema = {"$ref": COMPONENT_REF.format(model="Problem")}
+    return {"description": description, "content": {PROBLEM_MEDIA_TYPE: {"schema": schema}}}
 
 
+NOT_MODIFIED = {"description": "Not Modified: the `If-None-Match` ETag is current."}
 COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
-    304: {"description": "Not Modified: the `If-None-Match` ETag is current."},
     422: problem("A parameter is invalid: an unknown code, a bad year or range, a limit too big."),
     429: problem("Over the rate limit (when one is set): retry after `Retry-After` seconds."),
     503: problem("The database is unavailable or busy; retry after `Retry-After` seconds."),
@@ -78,21 +124,23 @@ def with_change_seq(responses: dict[int | str, dict[str, Any]]) -> dict[int | st
     return {**responses, 200: {**ok, "headers": {**ok.get("headers", {}), **CHANGE_SEQ_HEADER_DOC}}}
 
 
+# Every write: a key, then a body within its size and time. (A body that is not JSON is a 422
+# naming `body`, as FastAPI answers it: one status for "the body is wrong", whatever the fault.)
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: problem("The body could not be parsed (not JSON where JSON is required)."),
     401: problem(
         "No API key, or an unknown or revoked one (see `WWW-Authenticate`); answered before "
         "the body is read."
     ),
     403: problem("The API key lacks the scope this operation needs."),
-    404: problem("No indicator or region with that code, or no value to delete."),
     408: problem("The body did not all arrive within the body timeout (30 s by default)."),
     413: problem("The body is over the size limit."),
-    415: problem("The body's Content-Type is not one this operation reads."),
     429: problem(
         "Over the write limit of this key, or too many failed authentications from this "
         "address (30 a minute by default): retry after `Retry-After` seconds."
     ),
+}
+UNSUPPORTED_MEDIA_TYPE: dict[int | str, dict[str, Any]] = {
+    415: problem("The body's Content-Type is not one this operation reads."),
 }
 PRECONDITION_FAILED: dict[int | str, dict[str, Any]] = {
     412: problem("If-Match names a state that is no longer current: GET, merge, retry."),
@@ -128,9 +176,6 @@ def _page(page: HTMLResponse) -> HTMLResponse:
     return page
 
 
-COMPONENT_REF = "#/components/schemas/{model}"
-
-
 def publish_schemas(app: FastAPI, schemas: dict[str, dict[str, Any]]) -> None:
     """Add `schemas` to the OpenAPI document's components: models that no route's signature
     declares, such as the import's bundle (that route reads its body itself: it also takes CSV
@@ -143,6 +188,21 @@ def publish_schemas(app: FastAPI, schemas: dict[str, dict[str, Any]]) -> None:
             for name, schema in schemas.items():
                 if components.setdefault(name, schema) != schema:
                     raise ValueError(f"two different OpenAPI schemas are named {name}")
+        return app.openapi_schema  # type: ignore[return-value]  # build() set it
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented extension point
+
+
+def document_not_modified(app: FastAPI, *, prefix: str) -> None:
+    """`304` on every API read: each answers `If-None-Match` (app/reads.py, app/etags.py); a
+    write never does, so only GET operations list it."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            for path, operations in build()["paths"].items():
+                if path.startswith(prefix) and "get" in operations:
+                    operations["get"]["responses"].setdefault("304", NOT_MODIFIED)
         return app.openapi_schema  # type: ignore[return-value]  # build() set it
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented extension point

@@ -14,7 +14,7 @@ from app.db import EngineDep
 from app.errors import InvalidParameterError
 from app.params import from_query
 from app.rendering import JSONResponse
-from app.routers.docs import COMPONENT_REF, WRITE_ERRORS, problem
+from app.routers.docs import COMPONENT_REF, UNSUPPORTED_MEDIA_TYPE, WRITE_ERRORS, problem
 from app.schemas import ExtractionQuery
 
 router = APIRouter(prefix="/extractions", tags=["extractions"])
@@ -57,7 +57,8 @@ TEXT_BODY = {
     response_model=ExtractionResult,
     openapi_extra={"requestBody": TEXT_BODY},
     responses={
-        **{status: WRITE_ERRORS[status] for status in (400, 401, 403, 408, 413, 415, 429)},
+        **WRITE_ERRORS,
+        **UNSUPPORTED_MEDIA_TYPE,
         422: problem(
             "A parameter is invalid, the body is not in its charset, or the text gives no "
             "title or publication date and the query neither (`errors` names it)."

@@ -22,7 +22,7 @@ from app.blocking import run_write
 from app.bundle import BundleError, upload_schemas
 from app.db import EngineDep
 from app.errors import InvalidParameterError, ServiceUnavailableError
-from app.routers.docs import COMPONENT_REF, WRITE_ERRORS, problem
+from app.routers.docs import COMPONENT_REF, UNSUPPORTED_MEDIA_TYPE, WRITE_ERRORS, problem
 from app.schemas import ImportResult
 
 router = APIRouter(prefix="/imports", tags=["imports"])
@@ -74,7 +74,12 @@ def _bundle_problem(error: BundleError) -> InvalidParameterError:
             "in": "body",
             "record": e.record,
             "message": e.reason,
-            **({"close_matches": list(e.close_matches)} if e.close_matches else {}),
+            # As a query parameter's unknown code is told (app/catalog.py).
+            **(
+                {"unknown": [e.unknown], "close_matches": {e.unknown: list(e.close_matches)}}
+                if e.unknown is not None
+                else {}
+            ),
         }
         for e in error.errors
     ]
@@ -109,7 +114,11 @@ async def _take_import_slot() -> CapacityLimiter:
     openapi_extra={"requestBody": IMPORT_BODY},
     responses={
         **WRITE_ERRORS,
-        422: problem("The file has errors; none was written."),
+        **UNSUPPORTED_MEDIA_TYPE,
+        422: problem(
+            "The file has errors; none was written. Each is in `errors`, naming its `record`; "
+            "an unknown code's gives `unknown` and `close_matches`."
+        ),
         503: problem(
             f"Another import held this worker's one import slot for over {IMPORT_WAIT_SECONDS} "
             "s, or the database is unavailable or busy: retry after `Retry-After` seconds."

@@ -21,7 +21,9 @@ from app.routers.docs import (
     CSV_RESPONSE,
     NOT_FOUND,
     PRECONDITION_FAILED,
+    UNSUPPORTED_MEDIA_TYPE,
     WRITE_ERRORS,
+    problem,
     with_change_seq,
 )
 from app.schemas import (
@@ -114,7 +116,13 @@ async def get_observation(request: Request, at: At, engine: EngineDep) -> Respon
     responses={
         201: {"description": "Created.", "model": Observation},
         **WRITE_ERRORS,
+        **UNSUPPORTED_MEDIA_TYPE,
+        404: problem("No indicator or region with that code."),
         **PRECONDITION_FAILED,
+        422: problem(
+            "A field is invalid (an unknown source or unit, a value out of range, a quote the "
+            "source does not hold), or the body is not JSON (`errors` names `body`)."
+        ),
     },
 )
 async def put_observation(
@@ -156,7 +164,11 @@ async def put_observation(
     VALUE_PATH,
     status_code=204,
     response_class=Response,
-    responses={**WRITE_ERRORS, **PRECONDITION_FAILED},
+    responses={
+        **WRITE_ERRORS,
+        404: problem("No published value at that indicator, region and year."),
+        **PRECONDITION_FAILED,
+    },
 )
 async def delete_observation(
     at: At, key: WriteKey, engine: EngineDep, if_match: IfMatch = None
