@@ -207,6 +207,20 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code == 400 and error.__cause__ is not None:
+            # FastAPI's body parsing failed on something other than JSON syntax (bytes that are
+            # not UTF-8): answered as it answers malformed JSON, a 422 naming the body, so a
+            # client meets one status for a body the operation cannot read.
+            reason = "is not JSON" + (
+                " (not UTF-8)" if isinstance(error.__cause__, UnicodeDecodeError) else ""
+            )
+            return problem_response(
+                422,
+                detail=f"The body {reason}.",
+                slug="validation-error",
+                instance=request.url.path,
+                errors=[{"field": "body", "in": "body", "message": reason}],
+            )
         detail = error.detail if isinstance(error.detail, str) else None
         headers = dict(error.headers or {})
         if error.status_code == 405:

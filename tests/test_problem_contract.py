@@ -61,6 +61,9 @@ def _provoke(api: TestClient, tokens: dict[str, str]) -> dict[str, Any]:
         "422 body not JSON": api.put(
             VALUE, content="{", headers={**write, "Content-Type": "application/json"}
         ),
+        "422 body not UTF-8": api.put(
+            VALUE, content=b"\xc7\xa6\tK\xff", headers={**write, "Content-Type": "application/json"}
+        ),
         "422 import rows": api.post("/api/v1/imports", content=CSV, headers=csv),
         "422 import bundle": api.post(
             "/api/v1/imports", content=json.dumps({"units": [{}]}), headers=admin
