@@ -174,6 +174,8 @@ def test_reference_errors_stop_at_the_cap(api: TestClient, token: str) -> None:
         "in": "body",
         "record": "row 2",
         "message": "unknown code 'nope'",
+        "unknown": ["nope"],
+        "close_matches": {"nope": []},
     }
 
 
