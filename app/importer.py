@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, insert, select, update
 
-from app import provenance
+from app import provenance, sanity
 from app.bundle import BundleError, ErrorList, LoadedBundle, ObservationRecord, RecordError
 from app.models import (
     category_table,
@@ -24,7 +24,13 @@ from app.models import (
     unit_table,
 )
 from app.provenance import Claim, SourceFacts
-from app.writes import Action, NewState, bump_data_version, upsert_observations
+from app.writes import (
+    UNKNOWN_SOURCE_HINT,
+    Action,
+    NewState,
+    bump_data_version,
+    upsert_observations,
+)
 
 
 @dataclass
@@ -144,7 +150,8 @@ def _check_references(connection: Connection, loaded: LoadedBundle) -> ErrorList
     def missing(section: str, index: int, field_name: str, code: str | None, pool: set[str]):
         if code is not None and code not in pool:
             record = loaded.label(section, index)
-            errors.add(RecordError(name, record, field_name, f"unknown code {code!r}"))
+            hint = f"; {UNKNOWN_SOURCE_HINT}" if field_name == "source" else ""
+            errors.add(RecordError(name, record, field_name, f"unknown code {code!r}{hint}"))
 
     for index, region in enumerate(bundle.regions):
         missing("regions", index, "parent", region.parent, regions)
@@ -175,12 +182,19 @@ def _cited_sources(connection: Connection, loaded: LoadedBundle) -> dict[str, So
 
 
 def _check_provenance(connection: Connection, loaded: LoadedBundle) -> ErrorList:
-    """Every observation keeps the provenance rules (app/provenance.py); each problem is an
+    """Every observation keeps the provenance and sense rules (app/provenance.py, which runs
+    app/sanity.py); each problem is an
     error naming the row and the field, as the other row-level errors do."""
     errors = ErrorList()
     sources = _cited_sources(connection, loaded)
+    measures = provenance.stored_measures(connection)
+    for indicator in loaded.bundle.indicators:  # as they will stand once the bundle is applied
+        measures[indicator.code] = (indicator.unit, indicator.measure_type.value)
     for index, obs in enumerate(loaded.bundle.observations):
-        claim = Claim(obs.year, obs.value, obs.qualifier.value, obs.quote, obs.note, obs.derived)
+        measure = sanity.Measure(*measures[obs.indicator], unit=obs.unit)
+        claim = Claim(
+            obs.year, obs.value, obs.qualifier.value, obs.quote, obs.note, obs.derived, measure
+        )
         for problem in provenance.check(claim, sources[obs.source]):
             record = loaded.label("observations", index)
             errors.add(RecordError(loaded.name, record, problem.field, problem.message))

@@ -37,7 +37,9 @@ def world_document(*, years: range = range(2019, 2024)) -> dict[str, Any]:
     ]
     for year in years:
         for number, (indicator, region) in enumerate(series):
-            value = Decimal(year - 2000) * 10 + number + Decimal("0.5") * (indicator == "share")
+            value = Decimal(year - 2000) * 10 + number
+            if indicator == "share":  # a rate: within 0-100 (app/sanity.py), with a fraction
+                value = Decimal(year - 2000) * 4 + Decimal("0.5")
             observations.append(
                 {
                     "indicator": indicator,

@@ -26,7 +26,9 @@ def _csv_rows(count: int, *, year: int = 2030, bad_row: int | None = None) -> st
     regions = ["320400", "320411", "320412"]
     for n in range(count):
         indicator, region = indicators[n % 3], regions[(n // 3) % 3]
-        value = "not-a-number" if bad_row == n + 1 else f"{n}.5"
+        # funds (yuan) have fractions; trained (persons) are whole; share (a rate) is 0-100
+        value = {"trained": f"{n}", "funds": f"{n}.5", "share": f"{n % 100}.5"}[indicator]
+        value = "not-a-number" if bad_row == n + 1 else value
         lines.append(
             f"{indicator},{region},{year + n // 9},{value},exact,,{SYNTHETIC_SOURCE},"
             f"row {n}: {value}"
@@ -98,13 +100,13 @@ def test_dry_run_reports_and_writes_nothing(api, tokens, engine) -> None:  # typ
 
 def test_a_correction_by_import_keeps_the_old_value_in_history(api, tokens) -> None:  # type: ignore[no-untyped-def]
     _post(api, tokens["write"], _csv_rows(1))
-    corrected = _csv_rows(1).replace(",0.5,", ",0.75,").replace(": 0.5", ": 0.75")
+    corrected = _csv_rows(1).replace(",0,", ",7,").replace(": 0", ": 7")
     report = _post(api, tokens["write"], corrected).json()
     assert report["summary"]["observations"]["changed"] == 1
     history = api.get("/api/v1/observations/trained/320400/2030/revisions").json()["data"]
     assert [(r["value"], r["recorded_by"]) for r in history] == [
-        (0.5, "partner"),
-        (0.75, "partner"),
+        (0, "partner"),
+        (7, "partner"),
     ]
 
 
