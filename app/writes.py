@@ -281,9 +281,8 @@ def _code_id(connection: Connection, table: Any, code: str, field: str) -> int:
 
 # What to do about a source the server does not know, said wherever one is cited.
 UNKNOWN_SOURCE_HINT = (
-    "register the document first: a bundle import (POST /imports) with the source in its "
-    "`sources:` section and its text, which a write key may do for a new source; or ask an "
-    "admin to define it"
+    "register it with its text in a bundle's `sources:` (POST /imports; a write key may add a "
+    "new source), or ask an admin to define it"
 )
 
 
