@@ -29,11 +29,10 @@ from app.models import data_version_table, observation_table, revision_table
 from app.prepared import Prepared, fetch, fetch_one, prepare
 from app.schemas import ObservationQuery
 from tests.conftest import ClientFactory, DatabaseFactory
-from tests.factories import SYNTHETIC_SOURCE, load_document, world_document
+from tests.factories import SYNTHETIC_SOURCE, inexact_corrections, load_document, world_document
 
 API = "/api/v1/observations"
 # Decimals with no exact binary float; each survives SQLite's REAL (at most 15 digits).
-INEXACT = ("96.6", "0.1", "1234567.891")
 BEIJING = timezone(timedelta(hours=8))
 
 
@@ -83,12 +82,7 @@ def history(databases: DatabaseFactory) -> Iterator[History]:
     corrections = world_document(years=range(2022, 2024))
     # A unit that counts the trained another way: a unit change app/sanity.py accepts.
     corrections["units"].append({"code": "person_time", "name_zh": "人次", "name_en": "visits"})
-    for number, observation in enumerate(corrections["observations"]):
-        observation["value"] = INEXACT[number % len(INEXACT)]
-        if observation["indicator"] == "trained":  # a count is whole (app/sanity.py)
-            observation["value"] = str(1000 + number)
-        elif observation["indicator"] == "share" and Decimal(observation["value"]) > 100:
-            observation["value"] = "0.001"  # a rate is within 0-100
+    inexact_corrections(corrections)
     load_document(engine, corrections, name="corrections")
     moments["corrected"] = _tick()
 
