@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, insert, select, update
 
-from app import provenance
+from app import provenance, sanity
 from app.bundle import ErrorList, LoadedBundle, ObservationRecord, RecordError
 from app.models import (
     category_table,
@@ -25,7 +25,13 @@ from app.models import (
     unit_table,
 )
 from app.provenance import Claim, SourceFacts
-from app.writes import Action, NewState, bump_data_version, upsert_observations
+from app.writes import (
+    UNKNOWN_SOURCE_HINT,
+    Action,
+    NewState,
+    bump_data_version,
+    upsert_observations,
+)
 
 
 @dataclass
@@ -154,6 +160,8 @@ def _check_references(connection: Connection, loaded: LoadedBundle) -> ErrorList
             reason = f"unknown code {code!r}"
             if matches:
                 reason += f"; did you mean {', '.join(map(repr, matches))}?"
+            if field_name == "source":
+                reason += f"; {UNKNOWN_SOURCE_HINT}"
             errors.add(
                 RecordError(
                     name,
@@ -195,14 +203,21 @@ def _cited_sources(connection: Connection, loaded: LoadedBundle) -> dict[str, So
 
 
 def _check_provenance(connection: Connection, loaded: LoadedBundle) -> ErrorList:
-    """Every observation keeps the provenance rules (app/provenance.py); each problem is an
+    """Every observation keeps the provenance and sense rules (app/provenance.py, which runs
+    app/sanity.py); each problem is an
     error naming the row and the field, as the other row-level errors do."""
     errors = ErrorList()
     sources = _cited_sources(connection, loaded)
+    measures = provenance.stored_measures(connection)
+    for indicator in loaded.bundle.indicators:  # as they will stand once the bundle is applied
+        measures[indicator.code] = (indicator.unit, indicator.measure_type.value)
     for index, obs in enumerate(loaded.bundle.observations):
-        if obs.source not in sources:  # an unknown source: _check_references says so
-            continue
-        claim = Claim(obs.year, obs.value, obs.qualifier.value, obs.quote, obs.note, obs.derived)
+        if obs.source not in sources or obs.indicator not in measures:
+            continue  # an unknown source or indicator: _check_references says so
+        measure = sanity.Measure(*measures[obs.indicator], unit=obs.unit)
+        claim = Claim(
+            obs.year, obs.value, obs.qualifier.value, obs.quote, obs.note, obs.derived, measure
+        )
         for problem in provenance.check(claim, sources[obs.source]):
             record = loaded.label("observations", index)
             at = loaded.position("observations", index)

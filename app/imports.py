@@ -5,8 +5,10 @@ under the rules around it. `POST /imports` and `statsapi import` both run `run_i
   validated (a file of a million empty rows costs a count, not a million errors). A file the
   CLI reads has no such limit: the operator chooses when the write lock is held, and a whole
   database's export must import back.
-- Admin rule: defining sources, units, categories, regions or indicators needs a key with the
-  `admin` scope. The CLI has no key: it is the operator, who may define them.
+- Admin rule: defining units, categories, regions or indicators, or changing a source, needs a
+  key with the `admin` scope. A write key may register a NEW source, with its text: a partner
+  citing its own published document is normal in statistical exchange, and the text lets its
+  quotes be checked verbatim. The CLI has no key: it is the operator, who may define them.
 - Idempotency (API only): with an Idempotency-Key, the first answer's summary is stored in the
   import's own transaction and replayed for the same key and request (app/idempotency.py).
 """
@@ -17,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
-from app import idempotency
+from app import idempotency, provenance
 from app.bundle import LoadedBundle, decode_upload, load_uploaded, parse_csv, read_bundle_file
 from app.config import get_settings
 from app.db import write_transaction
@@ -29,7 +31,7 @@ from app.keys import ApiKeyInfo, Scope, touch_key
 
 CSV_TYPES = {"text/csv", "application/csv"}
 BUNDLE_TYPES = {"application/json", "application/yaml", "application/x-yaml", "text/yaml"}
-REFERENCE_SECTIONS = ("sources", "units", "categories", "regions", "indicators")
+ADMIN_SECTIONS = ("units", "categories", "regions", "indicators")
 UPLOAD_NAME = "upload"  # how errors name an uploaded file
 
 
@@ -73,12 +75,29 @@ def read_file(path: Path) -> ParsedFile:
     return ParsedFile("bundle", read_bundle_file(path))
 
 
-def _check_scope(key: ApiKeyInfo | None, loaded: LoadedBundle) -> None:
-    defines = [section for section in REFERENCE_SECTIONS if getattr(loaded.bundle, section)]
-    if defines and key is not None and not key.allows(Scope.admin):
+def _check_scope(connection: Connection, key: ApiKeyInfo | None, loaded: LoadedBundle) -> None:
+    """403 when a key without `admin` defines what only an admin may (module docstring)."""
+    if key is None or key.allows(Scope.admin):
+        return
+    defines = [section for section in ADMIN_SECTIONS if getattr(loaded.bundle, section)]
+    if defines:
         raise ForbiddenError(
-            f"Defining {', '.join(defines)} needs a key with the 'admin' scope; "
-            "this key may import observations only."
+            f"Defining {', '.join(defines)} needs a key with the 'admin' scope; this key may "
+            "import observations and register new sources (with their text) only."
+        )
+    codes = [source.code for source in loaded.bundle.sources]
+    stored = sorted(provenance.stored_sources(connection, codes))
+    if stored:
+        raise ForbiddenError(
+            f"Changing the stored source(s) {', '.join(stored)} needs a key with the 'admin' "
+            "scope; a write key may register new sources only."
+        )
+    textless = [s.code for s in loaded.bundle.sources if s.code not in loaded.source_texts]
+    if textless:
+        raise ForbiddenError(
+            f"A source a write key registers comes with its text (`text`): "
+            f"{', '.join(textless)} has none, so its quotes could not be checked; "
+            "an admin may register a source without text."
         )
 
 
@@ -117,8 +136,8 @@ def run_import(
 ) -> ImportOutcome:
     """Apply a parsed file in one transaction under the admin rule (`key` None: the operator),
     replaying or storing `retry`'s answer; BundleError, writing nothing, if a record is wrong."""
-    _check_scope(key, parsed.loaded)
     with write_transaction(engine, commit=not dry_run) as connection:
+        _check_scope(connection, key, parsed.loaded)
         if retry and key and not dry_run:
             stored = idempotency.find_answer(
                 connection, api_key_id=key.id, key=retry.key, fingerprint=retry.fingerprint

@@ -18,20 +18,22 @@ seed's integrity tests) and for `statsapi check`, which runs it over what is sto
 - Year: a source cannot state a figure for a year that had not ended when it was published
   (published on or before 31 December of the observation's year). Every source has a
   publication date (the column is required), so there is no undated case to decide.
+- Sense: the value makes sense in its unit (a whole number of people, a rate within 0-100, a
+  unit its indicator's can stand for): app/sanity.py holds those rules, checked here so that
+  every write path runs them with the rest.
 """
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 
 from sqlalchemy import Connection, select
 
+from app import sanity
 from app.exporter import export_observations
 from app.figures import Figure, read_figures
-from app.models import (
-    source_table,
-)
+from app.models import indicator_table, source_table, unit_table
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class Claim:
     quote: str
     note: str | None = None
     derived: bool = False
+    measure: sanity.Measure | None = None  # None: the indicator is not known here
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,9 @@ def check(claim: Claim, source: SourceFacts) -> list[Problem]:
 
 
 def _problems(claim: Claim, source: SourceFacts) -> Iterator[Problem]:
+    if claim.measure is not None:
+        for field, message in sanity.problems(claim.value, claim.measure):
+            yield Problem(field, message)
     if source.published_on <= date(claim.year, 12, 31):
         yield Problem(
             "source",
@@ -125,6 +131,16 @@ def stored_sources(connection: Connection, codes: Iterable[str]) -> dict[str, So
     return {row.code: SourceFacts(row.code, row.published_on, row.text) for row in rows}
 
 
+def stored_measures(connection: Connection) -> dict[str, tuple[str, str]]:
+    """indicator code -> (its unit's code, its measure type), for the sense rules."""
+    rows = connection.execute(
+        select(
+            indicator_table.c.code, unit_table.c.code.label("unit"), indicator_table.c.measure_type
+        ).join(unit_table, indicator_table.c.unit_id == unit_table.c.id)
+    )
+    return {row.code: (row.unit, row.measure_type) for row in rows}
+
+
 @dataclass(frozen=True)
 class StoredFailure:
     observation: str  # indicator/region/year
@@ -140,10 +156,13 @@ def check_stored(connection: Connection) -> list[StoredFailure]:
     Current values only: the history records what was published, and is kept as it was."""
     rows = export_observations(connection)  # as a bundle carries them: indicator, region, ...
     sources = stored_sources(connection, {row["source"] for row in rows})
+    measures = stored_measures(connection)
     failures = []
     for row in rows:
         fields = ("year", "value", "qualifier", "quote", "note", "derived")
+        measure = sanity.Measure(*measures[row["indicator"]], unit=row["unit"])
         claim = Claim(*(row[name] for name in fields))
+        claim = replace(claim, measure=measure)
         label = f"{row['indicator']}/{row['region']}/{row['year']}"
         failures += [StoredFailure(label, p) for p in check(claim, sources[row["source"]])]
     return failures

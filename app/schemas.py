@@ -811,13 +811,19 @@ class ObservationWrite(BaseModel):
             {
                 "anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^-?\d+(\.\d+)?$"}],
                 "description": "Exact decimal in base units (at most 15 significant digits and "
-                "6 decimal places); a string keeps any number exact in transit.",
+                "6 decimal places); a string keeps any number exact in transit. Checked for "
+                "sense: a count (persons, sessions, items...) is a non-negative whole number; "
+                "money and ratios are non-negative; a rate (measure type `rate` or unit "
+                "`percent`) is within 0-100 (422 naming `value` and the rule).",
             }
         ),
     ]
     qualifier: Qualifier = Field(default=Qualifier.exact)
     source: str = Field(
-        pattern=CODE_PATTERN, max_length=100, description="Source id (`GET /sources`)."
+        pattern=CODE_PATTERN,
+        max_length=100,
+        description="Source id (`GET /sources`). An unknown one is 422: register it with its "
+        "text in a bundle's `sources:` (`POST /imports`), or ask an admin.",
     )
     quote: str = Field(
         min_length=1,
@@ -837,7 +843,9 @@ class ObservationWrite(BaseModel):
         default=None,
         pattern=CODE_PATTERN,
         max_length=64,
-        description="Unit code, when it differs from the indicator's.",
+        description="Unit code, when it differs from the indicator's: only a unit that counts "
+        "the same thing (`person_time` for `person`, and back), as a published unit change; "
+        "nothing is converted. Any other unit is 422 naming `unit`.",
     )
 
     _text = field_validator("quote", "note")(refuse_formula)

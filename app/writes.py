@@ -24,7 +24,7 @@ from sqlalchemy import (
     update,
 )
 
-from app import provenance, queries
+from app import provenance, queries, sanity
 from app.db import write_transaction
 from app.errors import InvalidParameterError, NotFoundError, PreconditionFailedError
 from app.etags import etag_matches
@@ -243,14 +243,20 @@ def check_preconditions(current: Any, *, if_match: str | None, if_none_match: st
 class ResolvedKey:
     key: SeriesYear
     indicator_unit_id: int
+    measure: tuple[str, str]  # the indicator's unit code and measure type (app/sanity.py)
 
 
 def _resolve_key(connection: Connection, *, indicator: str, region: str, year: int) -> ResolvedKey:
     """The ids behind a path's codes; 404 naming the unknown one."""
     found = connection.execute(
-        select(indicator_table.c.id, indicator_table.c.unit_id).where(
-            indicator_table.c.code == indicator
+        select(
+            indicator_table.c.id,
+            indicator_table.c.unit_id,
+            indicator_table.c.measure_type,
+            unit_table.c.code.label("unit"),
         )
+        .join(unit_table, indicator_table.c.unit_id == unit_table.c.id)
+        .where(indicator_table.c.code == indicator)
     ).first()
     if found is None:
         raise NotFoundError(f"no indicator with code {indicator!r}")
@@ -259,7 +265,11 @@ def _resolve_key(connection: Connection, *, indicator: str, region: str, year: i
     ).scalar()
     if region_id is None:
         raise NotFoundError(f"no region with code {region!r}")
-    return ResolvedKey(key=(found.id, region_id, year), indicator_unit_id=found.unit_id)
+    return ResolvedKey(
+        key=(found.id, region_id, year),
+        indicator_unit_id=found.unit_id,
+        measure=(found.unit, found.measure_type),
+    )
 
 
 def _code_id(connection: Connection, table: Any, code: str, field: str) -> int:
@@ -267,6 +277,13 @@ def _code_id(connection: Connection, table: Any, code: str, field: str) -> int:
     if found is None:
         raise InvalidParameterError.for_field("body", field, f"unknown code {code!r}")
     return int(found)
+
+
+# What to do about a source the server does not know, said wherever one is cited.
+UNKNOWN_SOURCE_HINT = (
+    "register it with its text in a bundle's `sources:` (POST /imports; a write key may add a "
+    "new source), or ask an admin to define it"
+)
 
 
 @dataclass(frozen=True)
@@ -282,20 +299,23 @@ class RequestedValue:
     derived: bool = False
 
 
-def _check_provenance(connection: Connection, year: int, requested: RequestedValue) -> None:
-    """422 naming the first field that breaks the provenance rules (app/provenance.py)."""
+def _check_provenance(
+    connection: Connection, resolved: ResolvedKey, requested: RequestedValue
+) -> None:
+    """422 naming each field that breaks the provenance or sense rules (app/provenance.py)."""
     source = provenance.stored_sources(connection, [requested.source]).get(requested.source)
     if source is None:
         raise InvalidParameterError.for_field(
-            "body", "source", f"unknown code {requested.source!r}"
+            "body", "source", f"unknown code {requested.source!r}; {UNKNOWN_SOURCE_HINT}"
         )
     claim = provenance.Claim(
-        year=year,
+        year=resolved.key[2],
         value=requested.value,
         qualifier=requested.qualifier,
         quote=requested.quote,
         note=requested.note,
         derived=requested.derived,
+        measure=sanity.Measure(*resolved.measure, unit=requested.unit),
     )
     problems = provenance.check(claim, source)
     if problems:
@@ -311,13 +331,12 @@ def _new_state(
     """The state a PUT asks for, with its codes and provenance checked (422 naming the body
     field)."""
     unit = requested.unit
-    _check_provenance(connection, resolved.key[2], requested)
+    unit_id = _code_id(connection, unit_table, unit, "unit") if unit else None
+    _check_provenance(connection, resolved, requested)
     return NewState(
         key=resolved.key,
         value=requested.value,
-        unit_id=_code_id(connection, unit_table, unit, "unit")
-        if unit
-        else resolved.indicator_unit_id,
+        unit_id=unit_id or resolved.indicator_unit_id,
         qualifier=requested.qualifier,
         source_id=_code_id(connection, source_table, requested.source, "source"),
         quote=requested.quote,

@@ -37,7 +37,10 @@ def world_document(*, years: range = range(2019, 2024)) -> dict[str, Any]:
     ]
     for year in years:
         for number, (indicator, region) in enumerate(series):
-            value = Decimal(year - 2000) * 10 + number + Decimal("0.5") * (indicator == "share")
+            # Counts and yuan are non-negative, a rate is within 0-100 (app/sanity.py).
+            value = Decimal(abs(year - 2000)) * 10 + number
+            if indicator == "share":  # a rate, with a fraction
+                value = Decimal(abs(year - 2000) % 24) * 4 + Decimal("0.5")
             observations.append(
                 {
                     "indicator": indicator,
@@ -121,6 +124,20 @@ def world_document(*, years: range = range(2019, 2024)) -> dict[str, Any]:
         ],
         "observations": observations,
     }
+
+
+INEXACT = ("96.6", "0.1", "1234567.891")  # decimals no float holds exactly
+
+
+def inexact_corrections(document: dict[str, Any]) -> None:
+    """SYNTHETIC corrections: INEXACT values where they make sense (app/sanity.py): whole
+    numbers for the trained (a count), no rate above 100."""
+    for number, observation in enumerate(document["observations"]):
+        observation["value"] = INEXACT[number % len(INEXACT)]
+        if observation["indicator"] == "trained":
+            observation["value"] = str(1000 + number)
+        elif observation["indicator"] == "share" and Decimal(observation["value"]) > 100:
+            observation["value"] = "0.001"
 
 
 def load_document(engine: Engine, document: dict[str, Any], name: str = "test") -> ImportReport:

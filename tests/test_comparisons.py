@@ -35,7 +35,7 @@ CASES: dict[str, tuple[dict[int, tuple[str, ...]], str, str]] = {
     "same": ({2022: ("7", "exact"), 2023: ("7", "exact")}, "item", "flow"),
     "tenths": ({2022: ("0.1", "exact"), 2023: ("0.3", "exact")}, "yuan", "flow"),
     "half_up": ({2022: ("200", "exact"), 2023: ("200.01", "exact")}, "yuan", "flow"),
-    "unit_moved": ({2022: ("5", "exact", "yuan"), 2023: ("5", "exact")}, "person", "flow"),
+    "unit_moved": ({2022: ("5", "exact", "person_time"), 2023: ("5", "exact")}, "person", "flow"),
     "long": (
         {2019: ("190", "exact"), 2021: ("210", "at_least"), 2023: ("230", "exact")},
         "person",
@@ -48,6 +48,7 @@ def _document() -> dict[str, Any]:
     document = world_document(years=range(0))
     document["categories"] = [{"code": "cases", "name_zh": "案例", "name_en": "Cases"}]
     document["units"].append({"code": "item", "name_zh": "项", "name_en": "items"})
+    document["units"].append({"code": "person_time", "name_zh": "人次", "name_en": "visits"})
     document["indicators"] = [
         {
             "code": code,

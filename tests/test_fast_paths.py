@@ -16,7 +16,7 @@ from app.db import build_engine, sqlalchemy_url
 from app.filters import COMPARISON_FILTERS, FROM, REGION, Selection
 from app.prepared import fetch
 from tests.conftest import DatabaseFactory
-from tests.factories import load_document, world_document
+from tests.factories import inexact_corrections, load_document, world_document
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +28,7 @@ def history(databases: DatabaseFactory) -> Any:
     between = datetime.now(UTC)
     time.sleep(0.01)
     corrected = world_document(years=range(2022, 2024))
-    for number, observation in enumerate(corrected["observations"]):
-        observation["value"] = ["96.6", "0.1", "1234567.891"][number % 3]
+    inexact_corrections(corrected)
     load_document(engine, corrected, name="corrections")
     yield engine, between
     engine.dispose()

@@ -61,12 +61,18 @@ def _synthetic_cells(rows: int) -> Iterator[tuple[int, str, str, int]]:
         yield n, indicator, region, MIN_YEAR + 1 + n // per_year
 
 
+def _sensible(value: int, indicator: str) -> int:
+    """A SYNTHETIC value that makes sense (app/sanity.py): the seed's one rate within 0-100."""
+    return value % 100 if indicator == "transferred_officers_public_placement_rate" else value
+
+
 def synthetic_csv(rows: int, *, value_offset: int = 0) -> str:
     """A SYNTHETIC CSV import of `rows` observations."""
     lines = [HEADER]
     for n, indicator, region, year in _synthetic_cells(rows):
+        value = _sensible(n + value_offset, indicator)
         lines.append(
-            f"{indicator},{region},{year},{n + value_offset},exact,SYNTHETIC row {n},{SOURCE},"
+            f"{indicator},{region},{year},{value},exact,SYNTHETIC row {n},{SOURCE},"
             f"{REVIEW_CLAUSE},true"
         )
     return "\r\n".join(lines) + "\r\n"
@@ -173,7 +179,8 @@ def synthetic_yaml(rows: int) -> str:
     ]
     for n, indicator, region, year in _synthetic_cells(rows):
         lines.append(
-            f'  - {{indicator: {indicator}, region: "{region}", year: {year}, value: {n}, '
+            f'  - {{indicator: {indicator}, region: "{region}", year: {year}, '
+            f"value: {_sensible(n, indicator)}, "
             f"quote: {REVIEW_CLAUSE}, derived: true, note: '{NOTE}'}}"
         )
     return "\n".join(lines) + "\n"

@@ -129,6 +129,12 @@ def test_decimals_round_trip_exactly(empty_engine: Engine, tmp_path, text: str) 
     document = _seed_document()
     synthetic = {"value": text, "derived": True, "note": "SYNTHETIC: a round-trip test"}
     document["observations"] = [{**document["observations"][0], **synthetic}]
+    # A unit no sense rule knows (app/sanity.py), so that any decimal, negative too, is taken.
+    document["units"].append({"code": "synthetic_score", "name_zh": "分", "name_en": "points"})
+    indicator = next(
+        i for i in document["indicators"] if i["code"] == document["observations"][0]["indicator"]
+    )
+    indicator["unit"] = "synthetic_score"
 
     _apply(empty_engine, _write_bundle(tmp_path, document))
 

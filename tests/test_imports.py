@@ -27,7 +27,9 @@ def _csv_rows(count: int, *, year: int = 2030, bad_row: int | None = None) -> st
     regions = ["320400", "320411", "320412"]
     for n in range(count):
         indicator, region = indicators[n % 3], regions[(n // 3) % 3]
-        value = "not-a-number" if bad_row == n + 1 else f"{n}.5"
+        # funds (yuan) have fractions; trained (persons) are whole; share (a rate) is 0-100
+        value = {"trained": f"{n}", "funds": f"{n}.5", "share": f"{n % 100}.5"}[indicator]
+        value = "not-a-number" if bad_row == n + 1 else value
         lines.append(
             f"{indicator},{region},{year + n // 9},{value},exact,,{SYNTHETIC_SOURCE},"
             f"row {n}: {value}"
@@ -126,13 +128,13 @@ def test_dry_run_reports_and_writes_nothing(api, tokens, engine) -> None:  # typ
 
 def test_a_correction_by_import_keeps_the_old_value_in_history(api, tokens) -> None:  # type: ignore[no-untyped-def]
     _post(api, tokens["write"], _csv_rows(1))
-    corrected = _csv_rows(1).replace(",0.5,", ",0.75,").replace(": 0.5", ": 0.75")
+    corrected = _csv_rows(1).replace(",0,", ",7,").replace(": 0", ": 7")
     report = _post(api, tokens["write"], corrected).json()
     assert report["summary"]["observations"]["changed"] == 1
     history = api.get("/api/v1/observations/trained/320400/2030/revisions").json()["data"]
     assert [(r["value"], r["recorded_by"]) for r in history] == [
-        (0.5, "partner"),
-        (0.75, "partner"),
+        (0, "partner"),
+        (7, "partner"),
     ]
 
 
@@ -330,3 +332,69 @@ def test_hostile_cells_are_refused_by_row_and_field(api, tokens, engine, cell, f
     errors = response.json()["errors"]
     assert [(e["record"], e["field"]) for e in errors] == [("row 3", field)]
     assert snapshot(engine) == before
+
+
+# An invented next-year fixture (SYNTHETIC): a partner's own document, not a real publication.
+PARTNER_TEXT = "SYNTHETIC TEST FIXTURE. 2030年全市举办招聘会12场。"
+
+
+def _partner_source(**fields: object) -> dict[str, object]:
+    return {
+        "code": "partner-2030-report",
+        "title_zh": "合作方2030年报告（测试）",
+        "title_en": "Partner 2030 report (synthetic test fixture)",
+        "publisher_zh": "合作方",
+        "publisher_en": "Partner",
+        "published_on": "2031-01-10",
+        "year_covered": 2030,
+        "text": PARTNER_TEXT,
+        **fields,
+    }
+
+
+def _citing(source: dict[str, object]) -> str:
+    observation = {
+        "indicator": "trained",
+        "region": "320400",
+        "year": 2030,
+        "value": 12,
+        "source": source["code"],
+        "quote": "全市举办招聘会12场",
+    }
+    return json.dumps({"sources": [source], "observations": [observation]}, ensure_ascii=False)
+
+
+def test_a_write_key_registers_a_new_source_with_its_text_and_cites_it(api, tokens) -> None:  # type: ignore[no-untyped-def]
+    response = _post(api, tokens["write"], _citing(_partner_source()), "application/json")
+    assert response.status_code == 200, response.text
+    assert response.json()["summary"]["sources"]["created"] == 1
+    stored = api.get("/api/v1/observations/trained/320400/2030").json()
+    assert (stored["value"], stored["source"]["id"]) == (12, "partner-2030-report")
+
+
+def test_a_write_key_may_not_change_a_source_or_register_one_without_text(api, tokens) -> None:  # type: ignore[no-untyped-def]
+    assert _post(api, tokens["write"], _citing(_partner_source()), "application/json").is_success
+    changed = _partner_source(title_en="Renamed by the partner")
+    refused = _post(api, tokens["write"], _citing(changed), "application/json")
+    assert refused.status_code == 403
+    assert "partner-2030-report" in refused.json()["detail"]
+    textless = _partner_source(code="partner-letter", text=None)
+    refused = _post(api, tokens["write"], _citing(textless), "application/json")
+    assert refused.status_code == 403
+    assert "text" in refused.json()["detail"]
+    assert _post(api, tokens["admin"], _citing(changed), "application/json").is_success
+
+
+def test_an_unknown_source_says_how_to_register_it(api, tokens) -> None:  # type: ignore[no-untyped-def]
+    row = "trained,320400,2030,12,exact,,cz-tyjrswj-2024-review,全市举办招聘会12场"
+    imported = _post(api, tokens["write"], f"{HEADER}\r\n{row}\r\n")
+    put = api.put(
+        "/api/v1/observations/trained/320400/2030",
+        json={"value": 12, "source": "cz-tyjrswj-2024-review", "quote": "12"},
+        headers={"Authorization": f"Bearer {tokens['write']}"},
+    )
+    for response in (imported, put):
+        assert response.status_code == 422
+        error = response.json()["errors"][0]
+        assert error["field"] == "source"
+        assert "sources:" in error["message"] and "admin" in error["message"]

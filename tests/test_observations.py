@@ -125,8 +125,8 @@ def test_pages_followed_to_the_end_give_every_row_once(world: TestClient) -> Non
 
 def test_values_are_exact_json_numbers(world: TestClient) -> None:
     response = world.get(f"{URL}?indicator=share&year=2019")
-    assert '"value":194.5' in response.text
-    assert response.json()["data"][0]["value"] == 194.5
+    assert '"value":76.5' in response.text
+    assert response.json()["data"][0]["value"] == 76.5
 
 
 def test_each_row_carries_labels_unit_and_source(world: TestClient) -> None:

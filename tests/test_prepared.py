@@ -29,11 +29,10 @@ from app.models import data_version_table, observation_table, revision_table
 from app.prepared import Prepared, fetch, fetch_one, prepare
 from app.schemas import ObservationQuery
 from tests.conftest import ClientFactory, DatabaseFactory
-from tests.factories import SYNTHETIC_SOURCE, load_document, world_document
+from tests.factories import SYNTHETIC_SOURCE, inexact_corrections, load_document, world_document
 
 API = "/api/v1/observations"
 # Decimals with no exact binary float; each survives SQLite's REAL (at most 15 digits).
-INEXACT = ("96.6", "0.1", "1234567.891")
 BEIJING = timezone(timedelta(hours=8))
 
 
@@ -81,21 +80,23 @@ def history(databases: DatabaseFactory) -> Iterator[History]:
     load_document(engine, world_document())
     moments["loaded"] = _tick()
     corrections = world_document(years=range(2022, 2024))
-    for number, observation in enumerate(corrections["observations"]):
-        observation["value"] = INEXACT[number % len(INEXACT)]
+    # A unit that counts the trained another way: a unit change app/sanity.py accepts.
+    corrections["units"].append({"code": "person_time", "name_zh": "人次", "name_en": "visits"})
+    inexact_corrections(corrections)
     load_document(engine, corrections, name="corrections")
     moments["corrected"] = _tick()
 
     token = create_key(engine, name="prepared-tests", scopes={Scope.write})
     client = _client(engine)
-    _put(client, token, "trained/320400/2021", "0.1", qualifier="approximate", note="synthetic")
-    _put(client, token, "trained/320412/2023", "123456789.123456")  # a new series
+    _put(client, token, "trained/320400/2021", "100", qualifier="approximate", note="synthetic")
+    _put(client, token, "funds/320411/2023", "123456789.123456")  # a new series
     _put(client, token, "share/320400/2023", "96.6", qualifier="at_most")  # a third revision
     _delete(client, token, "funds/320412/2020")
     moments["written"] = _tick()
-    _delete(client, token, "trained/320412/2023")  # the new series goes again
+    _delete(client, token, "funds/320411/2023")  # the new series goes again
     _put(client, token, "funds/320412/2020", "0.000001")  # deleted, then created again
-    _put(client, token, "funds/320400/2019", "2.5", unit="person")  # not the indicator's unit
+    _put(client, token, "funds/320400/2019", "2.5")
+    _put(client, token, "trained/320400/2019", "25", unit="person_time")  # another unit
     moments["end"] = _tick()
     client.close()
 
@@ -286,13 +287,13 @@ def test_history_is_there_to_read(history: History) -> None:
 
     loaded = rows({"as_of": "@loaded", "limit": 1000})
     now = rows({"limit": 1000})
-    assert loaded[("share", "320400", 2023)]["value"] == Decimal("234.5")
+    assert loaded[("share", "320400", 2023)]["value"] == Decimal("92.5")
     assert now[("share", "320400", 2023)]["value"] == Decimal("96.6")
     assert now[("share", "320400", 2023)]["revision"] == 3
-    assert now[("funds", "320400", 2019)]["unit"] == "person"
+    assert now[("trained", "320400", 2019)]["unit"] == "person_time"
     assert now[("trained", "320400", 2021)]["note"] == "synthetic"
-    assert ("trained", "320412", 2023) not in now
-    assert ("trained", "320412", 2023) in rows({"as_of": "@written"})
+    assert ("funds", "320411", 2023) not in now
+    assert ("funds", "320411", 2023) in rows({"as_of": "@written"})
 
     key = ("funds", "320412", 2020)
     assert key not in rows({"as_of": "@delete", "region": ["320412"]})
@@ -301,7 +302,7 @@ def test_history_is_there_to_read(history: History) -> None:
         {"as_of": "@delete", "region": ["320412"]}
     )
     changed = rows({"updated_after": "@corrected", "limit": 1000})
-    assert changed[("trained", "320412", 2023)]["deleted"] is True
+    assert changed[("funds", "320411", 2023)]["deleted"] is True
     assert changed[key]["deleted"] is False
     assert rows({"updated_after": "@corrected", "as_of": "@written"})[key]["deleted"] is True
     assert rows({"updated_after": "@delete"})[key]["deleted"] is False  # created again since
