@@ -142,6 +142,14 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
 UNSUPPORTED_MEDIA_TYPE: dict[int | str, dict[str, Any]] = {
     415: problem("The body's Content-Type is not one this operation reads."),
 }
+
+
+def upload_errors(invalid: str) -> dict[int | str, dict[str, Any]]:
+    """The errors of a write that takes a file: a write's, 415, and a 422 saying what of the
+    file is checked (`invalid`)."""
+    return {**WRITE_ERRORS, **UNSUPPORTED_MEDIA_TYPE, 422: problem(invalid)}
+
+
 PRECONDITION_FAILED: dict[int | str, dict[str, Any]] = {
     412: problem("If-Match names a state that is no longer current: GET, merge, retry."),
 }

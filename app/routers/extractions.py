@@ -14,7 +14,7 @@ from app.db import EngineDep
 from app.errors import InvalidParameterError
 from app.params import from_query
 from app.rendering import JSONResponse
-from app.routers.docs import COMPONENT_REF, UNSUPPORTED_MEDIA_TYPE, WRITE_ERRORS, problem
+from app.routers.docs import COMPONENT_REF, upload_errors
 from app.schemas import ExtractionQuery
 
 router = APIRouter(prefix="/extractions", tags=["extractions"])
@@ -57,9 +57,7 @@ TEXT_BODY = {
     response_model=ExtractionResult,
     openapi_extra={"requestBody": TEXT_BODY},
     responses={
-        **WRITE_ERRORS,
-        **UNSUPPORTED_MEDIA_TYPE,
-        422: problem(
+        **upload_errors(
             "A parameter is invalid, the body is not in its charset, or the text gives no "
             "title or publication date and the query neither (`errors` names it)."
         ),

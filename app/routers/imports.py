@@ -22,7 +22,7 @@ from app.blocking import run_write
 from app.bundle import BundleError, upload_schemas
 from app.db import EngineDep
 from app.errors import InvalidParameterError, ServiceUnavailableError
-from app.routers.docs import COMPONENT_REF, UNSUPPORTED_MEDIA_TYPE, WRITE_ERRORS, problem
+from app.routers.docs import COMPONENT_REF, problem, upload_errors
 from app.schemas import ImportResult
 
 router = APIRouter(prefix="/imports", tags=["imports"])
@@ -115,9 +115,7 @@ async def _take_import_slot() -> CapacityLimiter:
     response_model=ImportResult,
     openapi_extra={"requestBody": IMPORT_BODY},
     responses={
-        **WRITE_ERRORS,
-        **UNSUPPORTED_MEDIA_TYPE,
-        422: problem(
+        **upload_errors(
             "The file has errors; none was written. Each is in `errors`, naming its `record`; "
             "an unknown code's gives `unknown` and `close_matches`."
         ),
