@@ -23,7 +23,7 @@ from app.models import (
     source_table as source,
     unit_table as unit,
 )
-from app.queries import INDICATORS_WITH_CATEGORY_AND_UNIT, row_dict
+from app.queries import INDICATOR_FIELDS, INDICATORS_WITH_CATEGORY_AND_UNIT, row_dict
 from app.rendering import UTF8_BOM, dump_json
 
 # Observations per piece of an export's body: about 200 KB of JSON, a few ms to encode.
@@ -105,13 +105,7 @@ def export_bundle(connection: Connection, year: int | None = None) -> dict[str, 
                 indicator.c.code,
                 category.c.code.label("category"),
                 unit.c.code.label("unit"),
-                indicator.c.measure_type,
-                indicator.c.name_zh,
-                indicator.c.name_en,
-                indicator.c.description_zh,
-                indicator.c.description_en,
-                indicator.c.display_order,
-                indicator.c.single_event,
+                *INDICATOR_FIELDS,
             )
             .select_from(INDICATORS_WITH_CATEGORY_AND_UNIT)
             .order_by(indicator.c.code)

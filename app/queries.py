@@ -48,6 +48,17 @@ UNIT_LABELS = (
     unit.c.name_zh.label("unit_name_zh"),
     unit.c.name_en.label("unit_name_en"),
 )
+# An indicator's own fields, as the API and bundles name them (its code, category and unit
+# aside, which each caller labels as it needs).
+INDICATOR_FIELDS = (
+    indicator.c.measure_type,
+    indicator.c.name_zh,
+    indicator.c.name_en,
+    indicator.c.description_zh,
+    indicator.c.description_en,
+    indicator.c.display_order,
+    indicator.c.single_event,
+)
 # Each indicator with its category and its unit.
 INDICATORS_WITH_CATEGORY_AND_UNIT = indicator.join(
     category, indicator.c.category_id == category.c.id
@@ -97,18 +108,7 @@ def _unit(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def _indicator_select() -> Select[Any]:
     return (
-        select(
-            indicator.c.code,
-            category.c.code.label("category"),
-            indicator.c.name_zh,
-            indicator.c.name_en,
-            *UNIT_LABELS,
-            indicator.c.measure_type,
-            indicator.c.description_zh,
-            indicator.c.description_en,
-            indicator.c.display_order,
-            indicator.c.single_event,
-        )
+        select(indicator.c.code, category.c.code.label("category"), *UNIT_LABELS, *INDICATOR_FIELDS)
         .select_from(INDICATORS_WITH_CATEGORY_AND_UNIT)
         .order_by(category.c.display_order, indicator.c.display_order, indicator.c.code)
     )
