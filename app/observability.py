@@ -1,9 +1,11 @@
 """Request ids, structured access logs and Prometheus metrics.
 
-- `X-Request-ID`: taken from the request when it is a sane token, else generated; echoed on the
-  response and written on every log line of the request (asgi-correlation-id).
-- Access log: one JSON line per request (python-json-logger) with method, route, path, status,
-  duration and client. Headers are never logged, so an `Authorization` token never reaches a log.
+- `X-Request-ID`: taken from the request when it is a sane token, else generated (by
+  app/middleware.py's `Edge`, which sets `request_id`); echoed on the response and written on
+  every log line of the request.
+- Logs: one JSON object per line (`JsonLines`). The access log has a line per request with
+  method, route, path, status, duration and client. Headers are never logged, so an
+  `Authorization` token never reaches a log.
 - `/metrics`: request counts and latencies per method and route template (never per raw path
   or per arbitrary method, which would let clients create unbounded series) and database
   errors (prometheus-client). With several workers, set PROMETHEUS_MULTIPROC_DIR to an empty
@@ -14,10 +16,11 @@ import logging
 import os
 import re
 import sys
-import time
+from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import Any
 
-from asgi_correlation_id import CorrelationIdFilter, CorrelationIdMiddleware
+import orjson
 from fastapi.routing import iter_route_contexts
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -27,11 +30,10 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from pythonjsonlogger.json import JsonFormatter
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -95,34 +97,55 @@ def valid_request_id(value: str) -> bool:
     return bool(_REQUEST_ID.match(value))
 
 
+# The id of the request being answered, for every log line written while it is (a context
+# variable: each request runs in a task of its own).
+request_id: ContextVar[str] = ContextVar("request_id", default="-")
+# What a LogRecord holds of its own; any other attribute came in `extra=` and is written out.
+_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message"}
+
+
+class JsonLines(logging.Formatter):
+    """A log record as one JSON object: level, logger, message, request_id, the fields given in
+    `extra=`, a traceback when there is one, and the time (UTC, ISO 8601).
+
+    Our own, on orjson, rather than python-json-logger with asgi-correlation-id's filter: those
+    cost the access log 36 us a request in process, more than the rest of `/healthz`
+    (docs/benchmarks.md); this writes the same lines in about 4."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": request_id.get(),
+        }
+        for name in record.__dict__.keys() - _RECORD_FIELDS:
+            line[name] = record.__dict__[name]
+        if record.exc_info:
+            line["exc_info"] = self.formatException(record.exc_info)
+        line["time"] = datetime.fromtimestamp(record.created, UTC).isoformat()
+        return orjson.dumps(line, default=str).decode()
+
+
 def configure_logging(level: str = "INFO") -> None:
     """JSON lines on stderr for the app's loggers, each with the request id."""
+    # No thread, process or task names on a record: no line writes them, and LogRecord looks
+    # each one up on every record otherwise.
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        JsonFormatter(
-            "%(levelname)s %(name)s %(message)s %(correlation_id)s",
-            rename_fields={
-                "levelname": "level",
-                "name": "logger",
-                "correlation_id": "request_id",
-            },
-            timestamp="time",
-        )
-    )
-    handler.addFilter(CorrelationIdFilter(default_value="-"))
-    for name in ("statsapi", "asgi_correlation_id"):
-        logger = logging.getLogger(name)
-        logger.handlers[:] = [handler]
-        logger.setLevel(level if name == "statsapi" else logging.ERROR)
-        logger.propagate = False
+    handler.setFormatter(JsonLines())
+    logger = logging.getLogger("statsapi")
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
 
 
-class AccessLogMiddleware:
-    """One JSON log line and one metrics sample per HTTP request."""
+class RequestLog:
+    """One JSON log line and one metrics sample per HTTP request (called by app/middleware.py's
+    `Edge` when the request is answered)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.templates: dict[int, str] | None = None  # built on the first request
+    def __init__(self) -> None:
+        self.templates: dict[int, str] | None = None  # the app's routes, read on first use
         self.series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def _series(self, method: str, route: str, status: int) -> tuple[Any, Any]:
@@ -136,32 +159,17 @@ class AccessLogMiddleware:
                 self.series[key] = found
         return found
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    def record(self, scope: Scope, status: int, elapsed: float) -> None:
         if self.templates is None:
             self.templates = route_templates(scope["app"])
-        started = time.perf_counter()
-        status = 500
-
-        async def send_and_record(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_record)
-        finally:
-            elapsed = time.perf_counter() - started
-            route = route_template(scope, self.templates)
-            method = scope["method"] if scope["method"] in KNOWN_METHODS else OTHER_METHOD
-            requests, latency = self._series(method, route, status)
-            requests.inc()
-            latency.observe(elapsed)
-            if status == 503:
-                DATABASE_ERRORS.labels("unavailable").inc()
+        route = route_template(scope, self.templates)
+        method = scope["method"] if scope["method"] in KNOWN_METHODS else OTHER_METHOD
+        requests, latency = self._series(method, route, status)
+        requests.inc()
+        latency.observe(elapsed)
+        if status == 503:
+            DATABASE_ERRORS.labels("unavailable").inc()
+        if access_log.isEnabledFor(logging.INFO):
             client = scope.get("client")
             access_log.info(
                 "request",
@@ -174,12 +182,6 @@ class AccessLogMiddleware:
                     "client": client[0] if client else None,
                 },
             )
-
-
-def request_id_middleware(app: ASGIApp) -> ASGIApp:
-    return CorrelationIdMiddleware(
-        app, header_name=REQUEST_ID_HEADER, validator=valid_request_id, update_request_header=True
-    )
 
 
 async def metrics(_request: Request) -> Response:

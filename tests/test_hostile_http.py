@@ -23,7 +23,7 @@ from starlette.types import Message
 
 from app.config import get_settings
 from app.keys import Scope, create_key
-from app.middleware import DEFAULT_HTML_POLICY, ResponseHeadersMiddleware
+from app.middleware import DEFAULT_HTML_POLICY, Edge
 from tests.conftest import ClientFactory, DatabaseFactory, count_statements
 from tests.live import rss_mb, serving
 
@@ -252,7 +252,12 @@ def test_other_html_gets_a_policy_that_allows_nothing() -> None:
     async def page() -> str:
         return "<p>hello</p>"
 
-    app.add_middleware(ResponseHeadersMiddleware)
+    app.add_middleware(
+        Edge,
+        cors={"allow_origins": ["*"]},
+        gzip_minimum_size=1024,
+        write_guard={"default_limit": 1024, "limits": {}, "body_timeout": 1.0},
+    )
     response = TestClient(app).get("/page")
     assert response.headers["content-security-policy"] == DEFAULT_HTML_POLICY
     assert response.headers["x-frame-options"] == "DENY"
