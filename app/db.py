@@ -6,8 +6,8 @@ take the lock up front with BEGIN IMMEDIATE (with a deferred BEGIN, concurrent r
 transactions fail with "database is locked" whatever the busy timeout; ../shared/RELIABILITY.md),
 reads stay deferred and never wait for a writer in WAL mode.
 
-PostgreSQL: pre-ping (a restarted server otherwise fails the first request per worker), a bounded
-pool, a connect timeout and a statement timeout.
+PostgreSQL: a ping before a connection idle for a second is used (a restarted server otherwise
+fails the first request per worker), a bounded pool, a connect timeout and a statement timeout.
 """
 
 import time
@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from app.config import get_settings
 
 WRITE_OPTION = "statsapi_write"
+# A pooled PostgreSQL connection idle this long is pinged before it is used (`_ping_after_idle`).
+PING_AFTER_IDLE_S = 1.0
 # SQLite calls the read deadline's check every this many virtual-machine steps: a fraction of a
 # millisecond of work, so an interrupted read stops within about a millisecond of its deadline,
 # and the check (one Python call) costs well under 1% of a statement's time.
@@ -76,14 +78,40 @@ def build_engine(url: str) -> Engine:
         "connect_timeout": settings.pg_connect_timeout_s,
         "options": f"-c statement_timeout={settings.pg_statement_timeout_ms}",
     }
-    return create_engine(
+    engine = create_engine(
         url,
-        pool_pre_ping=True,
         pool_size=settings.pg_pool_size,
         max_overflow=settings.pg_pool_size,
         pool_timeout=settings.pg_connect_timeout_s,
         connect_args=connect_args,
     )
+    _ping_after_idle(engine)
+    return engine
+
+
+def _ping_after_idle(engine: Engine) -> None:
+    """Ping a pooled connection before use when it has been idle a while (SQLAlchemy's
+    "pessimistic" disconnect handling, as its docs give it, by a checkout event): after a
+    server restart the first request on each old connection would otherwise fail
+    (../shared/RELIABILITY.md). `pool_pre_ping` pings on every checkout, a round trip per
+    request: a fifth of a filtered read's (docs/benchmarks.md). A connection in steady use is
+    not pinged; if the server went away under it, the read fails with a disconnect (503), and
+    SQLAlchemy then replaces every connection the pool holds."""
+
+    @event.listens_for(engine, "checkin")
+    def _idle_since(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            # The pool discards this connection and checks out another (a new one).
+            raise exc.DisconnectionError(str(error)) from error
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -142,6 +170,12 @@ def read_connection(engine: Engine) -> Iterator[Connection]:
                     yield connection
             else:
                 yield connection
+            # A read ends with COMMIT, not the pool's ROLLBACK: it changes nothing either way,
+            # but psycopg forgets a connection's prepared statements on every ROLLBACK, so
+            # PostgreSQL would plan each read's statements anew on every request (planning took
+            # 1.2 ms of a 1.3 ms filtered read; docs/benchmarks.md).
+            if connection.in_transaction():
+                connection.commit()
         except dbapi_error as error:
             raise DBAPIError.instance(None, None, error, dbapi_error) from error
 
