@@ -106,7 +106,7 @@ def _upsert_by_code(
 def _check_unique(loaded: LoadedBundle, section: str, keys: Sequence[Any]) -> list[RecordError]:
     """A key given twice: the later record repeats the first. A record left out for its format
     errors counts by its code, so that fixing it does not bring a new error."""
-    places = ((loaded.position(section, index)[1], key) for index, key in enumerate(keys))
+    places = zip(loaded.positions.get(section, range(len(keys))), keys, strict=True)
     dropped = sorted((place, code) for code, place in loaded.dropped.get(section, {}).items())
     seen: dict[Any, int] = {}
     errors = []
@@ -169,7 +169,6 @@ def _check_references(connection: Connection, loaded: LoadedBundle) -> ErrorList
     def missing(section: str, index: int, field_name: str, code: str | None, kind: str) -> None:
         if code is None:
             return
-        record, at = loaded.label(section, index), loaded.position(section, index)
         place = left_out[kind].get(code)
         if place is not None:
             # Defined in this file by a record with errors: that record is the one to fix
@@ -178,7 +177,8 @@ def _check_references(connection: Connection, loaded: LoadedBundle) -> ErrorList
                 f"{code!r} is defined by {loaded.label_at(kind, place)}, which has errors: this "
                 "record is checked against it once that one is fixed"
             )
-            errors.add(RecordError(name, record, field_name, reason, at=at))
+            at = loaded.position(section, index)
+            errors.add(RecordError(name, loaded.label(section, index), field_name, reason, at=at))
             return
         pool = pools[kind]
         if code not in pool:
@@ -196,10 +196,10 @@ def _check_references(connection: Connection, loaded: LoadedBundle) -> ErrorList
             errors.add(
                 RecordError(
                     name,
-                    record,
+                    loaded.label(section, index),
                     field_name,
                     reason,
-                    at=at,
+                    at=loaded.position(section, index),
                     unknown=code,
                     close_matches=matches,
                 )
