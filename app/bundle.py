@@ -28,7 +28,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field as dataclass_field
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -395,27 +395,41 @@ _Sections = create_model(  # type: ignore[call-overload]
 
 @dataclass
 class LoadedBundle:
-    """A validated bundle, with the source texts it refers to read from disk."""
+    """A checked bundle, with the source texts it refers to.
+
+    Records that failed the format checks are left out of `bundle` and their errors kept in
+    `errors`: the importer reports them with the rest (unknown codes, provenance, sense) in one
+    answer sorted by position, and writes nothing."""
 
     name: str
     bundle: Bundle
     source_texts: dict[str, str]  # source code -> full text
-    observation_rows: list[int] | None = None  # each observation's line in a CSV file
-    # Rows that failed the format checks, left out of `bundle`: the importer reports them with
-    # the rest (unknown codes, provenance), in one answer sorted by row.
+    # Where each kept record is in the file, for a section that lost records (elsewhere a
+    # record's index is its place): its index in the file's section, or its line in a CSV file.
+    # So the 8th record of a section stays `observations[7]` when an earlier one was left out.
+    positions: dict[str, list[int]] = dataclass_field(default_factory=dict)
+    csv: bool = False  # records are named by their line in a CSV file: `row 5`
     errors: ErrorList = dataclass_field(default_factory=ErrorList)
+    # Each section that lost records, with the codes they define -> the first one's place: an
+    # observation naming such a code is told so, not told the code is unknown.
+    dropped: dict[str, dict[str, int]] = dataclass_field(default_factory=dict)
+
+    def position(self, section: str, index: int) -> tuple[int, int]:
+        """Where the bundle's `index`th record of `section` is in the file, for RecordError.at."""
+        places = self.positions.get(section)
+        return SECTION_RANK[section], index if places is None else places[index]
 
     def label(self, section: str, index: int) -> str:
         """How an error names a record: `observations[3]`, or `row 5` in a CSV file."""
-        if section == "observations" and self.observation_rows is not None:
-            return f"row {self.observation_rows[index]}"
-        return f"{section}[{index}]"
+        return self.label_at(section, self.position(section, index)[1])
 
-    def position(self, section: str, index: int) -> tuple[int, int]:
-        """Where a record is in the file, for RecordError.at."""
-        if section == "observations" and self.observation_rows is not None:
-            return SECTION_RANK[section], self.observation_rows[index]
-        return SECTION_RANK[section], index
+    def label_at(self, section: str, place: int) -> str:
+        """How an error names the record at `place` in the file (RecordError.at[1])."""
+        return f"row {place}" if self.csv else f"{section}[{place}]"
+
+    def defines(self, section: str) -> bool:
+        """Whether the file has records of `section`, whether they passed the checks or not."""
+        return bool(getattr(self.bundle, section)) or section in self.dropped
 
 
 # --- YAML and JSON -----------------------------------------------------------------------------
@@ -589,10 +603,38 @@ def _apply_defaults(document: dict[str, Any], errors: ErrorList, name: str) -> N
                 record.setdefault(key, value)
 
 
-def validate_document(document: Any, *, name: str, max_rows: int | None = None) -> Bundle:
-    """Check a parsed document against the bundle format; errors name record and field.
+# A source's full text, given its record: ValueError says why it cannot be had (the error of
+# its `text_file`).
+TextReader = Callable[[SourceRecord], str | None]
 
-    With `max_rows`, a document of more observations is refused before any is validated.
+
+def _inline_text(source: SourceRecord) -> str | None:
+    return source.text
+
+
+def _dropped_code(raw: Any) -> str | None:
+    """The code a record that failed its checks defines, when it is one a record may name."""
+    code = _code_to_str(raw.get("code")) if isinstance(raw, dict) else None
+    if isinstance(code, str) and len(code.strip()) <= 100:  # no code is longer (SourceRecord)
+        return code.strip()
+    return None
+
+
+def check_document(
+    document: Any,
+    *,
+    name: str,
+    max_rows: int | None = None,
+    read_text: TextReader = _inline_text,
+) -> LoadedBundle:
+    """Check a parsed document against the bundle format, record by record.
+
+    A record with errors (naming record and field) is left out of the bundle and its errors
+    kept in `errors`, so that the importer lists them with the errors of the records that
+    passed (unknown codes, provenance) in one answer. Problems of the whole document (not a
+    mapping, an unknown section or `format`, `defaults`, more than `max_rows` observations,
+    counted before any is validated) raise BundleError at once: nothing else could be checked.
+    Each source's text is `read_text(source)`; its ValueError is an error of `text_file`.
     """
     if not isinstance(document, dict):
         raise BundleError([RecordError(name, "", "", "a bundle is a mapping of sections")])
@@ -606,43 +648,70 @@ def validate_document(document: Any, *, name: str, max_rows: int | None = None) 
     top = _validate(_Sections, document, errors, file=name, record="")
     errors.raise_if_any()
     assert top is not None
-    sections = {
-        section: [
-            _validate(
-                model,
-                raw,
-                errors,
-                file=name,
-                record=_describe_record(section, index, raw),
-                at=(SECTION_RANK[section], index),
-            )
-            for index, raw in enumerate(getattr(top, section))
-        ]
-        for section, model in SECTIONS.items()
-    }
-    errors.raise_if_any()
+    sections: dict[str, list[_Record]] = {}
+    positions: dict[str, list[int]] = {}
+    dropped: dict[str, dict[str, int]] = {}
+    texts: dict[str, str] = {}
+    for section, model in SECTIONS.items():
+        kept: list[_Record] = []
+        places: list[int] = []
+        for index, raw in enumerate(getattr(top, section)):
+            at = (SECTION_RANK[section], index)
+            label = _describe_record(section, index, raw)
+            record = _validate(model, raw, errors, file=name, record=label, at=at)
+            if isinstance(record, SourceRecord):
+                try:
+                    text = read_text(record)
+                except ValueError as error:
+                    errors.add(RecordError(name, label, "text_file", str(error), at=at))
+                    record = None
+                else:
+                    if text is not None:
+                        texts[record.code] = text
+            if record is None:
+                codes = dropped.setdefault(section, {})
+                code = _dropped_code(raw)
+                if code is not None:
+                    codes.setdefault(code, index)
+                continue
+            kept.append(record)
+            places.append(index)
+        sections[section] = kept
+        if section in dropped:
+            positions[section] = places
     # The records are model instances already: pydantic takes them as they are.
-    return Bundle.model_validate({"format": top.format, **sections})
+    bundle = Bundle.model_validate({"format": top.format, **sections})
+    return LoadedBundle(
+        name=name,
+        bundle=bundle,
+        source_texts=texts,
+        positions=positions,
+        errors=errors,
+        dropped=dropped,
+    )
+
+
+def validate_document(document: Any, *, name: str, max_rows: int | None = None) -> Bundle:
+    """A parsed document checked against the bundle format; BundleError lists every record's
+    errors (names record and field). With `max_rows`, a document of more observations is
+    refused before any is validated."""
+    loaded = check_document(document, name=name, max_rows=max_rows)
+    loaded.errors.raise_if_any()
+    return loaded.bundle
+
+
+def _refuse_text_file(source: SourceRecord) -> str | None:
+    if source.text_file is not None:
+        raise ValueError("not allowed in an upload: give the text inline as `text`")
+    return source.text
 
 
 def load_uploaded(text: str, *, name: str, max_rows: int | None = None) -> LoadedBundle:
-    """A bundle received over HTTP: texts must be inline, never a path on this server."""
+    """A bundle received over HTTP: texts must be inline, never a path on this server.
+
+    Records with errors are left out, their errors in `errors` (`check_document`)."""
     document = parse_document(text, name=name)
-    bundle = validate_document(document, name=name, max_rows=max_rows)
-    errors = [
-        RecordError(
-            name,
-            f"sources[{index}] (code={source.code})",
-            "text_file",
-            "not allowed in an upload: give the text inline as `text`",
-        )
-        for index, source in enumerate(bundle.sources)
-        if source.text_file is not None
-    ]
-    if errors:
-        raise BundleError(errors)
-    texts = {s.code: s.text for s in bundle.sources if s.text is not None}
-    return LoadedBundle(name=name, bundle=bundle, source_texts=texts)
+    return check_document(document, name=name, max_rows=max_rows, read_text=_refuse_text_file)
 
 
 def _read_source_text(folder: Path, text_file: str) -> str:
@@ -656,26 +725,26 @@ def _read_source_text(folder: Path, text_file: str) -> str:
         raise ValueError(str(error)) from None
 
 
-def read_bundle_file(path: Path) -> LoadedBundle:
-    """Read, parse and validate a bundle file, and the source texts it names."""
+def read_bundle_file(path: Path, *, keep_errors: bool = False) -> LoadedBundle:
+    """Read, parse and check a bundle file, and the source texts it names (`text_file`).
+
+    BundleError lists every record's errors; with `keep_errors`, records with errors are left
+    out instead, their errors in `errors`, for the importer to report with its own."""
     name = path.name
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise BundleError([RecordError(name, "", "", "the file is not UTF-8")]) from None
-    bundle = validate_document(parse_document(text, name=name), name=name)
-    texts: dict[str, str] = {}
-    for index, source in enumerate(bundle.sources):
-        if source.text is not None:
-            texts[source.code] = source.text
+
+    def read_text(source: SourceRecord) -> str | None:
         if source.text_file is None:
-            continue
-        try:
-            texts[source.code] = _read_source_text(path.parent, source.text_file)
-        except ValueError as error:
-            record = f"sources[{index}] (code={source.code})"
-            raise BundleError([RecordError(name, record, "text_file", str(error))]) from None
-    return LoadedBundle(name=name, bundle=bundle, source_texts=texts)
+            return source.text
+        return _read_source_text(path.parent, source.text_file)
+
+    loaded = check_document(parse_document(text, name=name), name=name, read_text=read_text)
+    if not keep_errors:
+        loaded.errors.raise_if_any()
+    return loaded
 
 
 # --- CSV: observations only, for partners who work in spreadsheets --------------------------
@@ -766,7 +835,12 @@ def parse_csv(text: str, *, name: str, max_rows: int | None = None) -> LoadedBun
     # in the rows that parsed (unknown codes, provenance), so one answer lists them all.
     bundle = Bundle(observations=records)
     return LoadedBundle(
-        name=name, bundle=bundle, source_texts={}, observation_rows=lines, errors=errors
+        name=name,
+        bundle=bundle,
+        source_texts={},
+        positions={"observations": lines},
+        csv=True,
+        errors=errors,
     )
 
 

@@ -9,6 +9,7 @@ version moves when anything changed."""
 
 import difflib
 import hashlib
+import heapq
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, insert, select, update
 
 from app import provenance, sanity
-from app.bundle import ErrorList, LoadedBundle, ObservationRecord, RecordError
+from app.bundle import SECTION_RANK, ErrorList, LoadedBundle, ObservationRecord, RecordError
 from app.models import (
     category_table,
     indicator_table,
@@ -103,22 +104,36 @@ def _upsert_by_code(
 
 
 def _check_unique(loaded: LoadedBundle, section: str, keys: Sequence[Any]) -> list[RecordError]:
+    """A key given twice: the later record repeats the first. A record left out for its format
+    errors counts by its code, so that fixing it does not bring a new error."""
+    places = zip(loaded.positions.get(section, range(len(keys))), keys, strict=True)
+    dropped = sorted((place, code) for code, place in loaded.dropped.get(section, {}).items())
     seen: dict[Any, int] = {}
     errors = []
-    for index, key in enumerate(keys):
-        if key in seen:
-            first = loaded.label(section, seen[key])
-            label, at = loaded.label(section, index), loaded.position(section, index)
-            errors.append(RecordError(loaded.name, label, "", f"repeats {first}", at=at))
-        seen.setdefault(key, index)
+    for place, key in heapq.merge(places, dropped, key=lambda item: item[0]):
+        first = seen.setdefault(key, place)
+        if first != place:
+            label, repeated = loaded.label_at(section, place), loaded.label_at(section, first)
+            at = (SECTION_RANK[section], place)
+            errors.append(RecordError(loaded.name, label, "", f"repeats {repeated}", at=at))
     return errors
+
+
+def _left_out(loaded: LoadedBundle, section: str) -> dict[str, int]:
+    """The codes only records left out for their errors define -> the first one's place."""
+    dropped = loaded.dropped.get(section, {})
+    if not dropped:
+        return {}
+    kept = {record.code for record in getattr(loaded.bundle, section)}
+    return {code: place for code, place in dropped.items() if code not in kept}
 
 
 def _check_references(connection: Connection, loaded: LoadedBundle) -> ErrorList:
     """Every code a record names is defined in the bundle or already in the database.
 
     The errors are counted, and the first bundle.MAX_ERRORS kept (a file of 100,000 rows
-    naming an unknown code is one count, not 400,000 errors in memory).
+    naming an unknown code is one count, not 400,000 errors in memory). A code that only a
+    record with errors defines is said to be so, not said to be unknown.
     """
     bundle, name = loaded.bundle, loaded.name
     errors = ErrorList()
@@ -141,16 +156,32 @@ def _check_references(connection: Connection, loaded: LoadedBundle) -> ErrorList
     def known(table: Table, defined: Iterable[str]) -> set[str]:
         return set(_code_ids(connection, table)) | set(defined)
 
-    units = known(unit_table, (u.code for u in bundle.units))
-    categories = known(category_table, (c.code for c in bundle.categories))
-    regions = known(region_table, (r.code for r in bundle.regions))
-    sources = known(source_table, (s.code for s in bundle.sources))
-    indicators = known(indicator_table, (i.code for i in bundle.indicators))
-
+    pools = {
+        "units": known(unit_table, (u.code for u in bundle.units)),
+        "categories": known(category_table, (c.code for c in bundle.categories)),
+        "regions": known(region_table, (r.code for r in bundle.regions)),
+        "sources": known(source_table, (s.code for s in bundle.sources)),
+        "indicators": known(indicator_table, (i.code for i in bundle.indicators)),
+    }
+    left_out = {kind: _left_out(loaded, kind) for kind in pools}
     suggested: dict[tuple[str, str], tuple[str, ...]] = {}
 
-    def missing(section: str, index: int, field_name: str, code: str | None, pool: set[str]):
-        if code is not None and code not in pool:
+    def missing(section: str, index: int, field_name: str, code: str | None, kind: str) -> None:
+        if code is None:
+            return
+        place = left_out[kind].get(code)
+        if place is not None:
+            # Defined in this file by a record with errors: that record is the one to fix
+            # (even when the database has the code: the file means to change it).
+            reason = (
+                f"{code!r} is defined by {loaded.label_at(kind, place)}, which has errors: this "
+                "record is checked against it once that one is fixed"
+            )
+            at = loaded.position(section, index)
+            errors.add(RecordError(name, loaded.label(section, index), field_name, reason, at=at))
+            return
+        pool = pools[kind]
+        if code not in pool:
             # The codes that look like it, as a query parameter's error gives them (once per
             # code: a file naming one unknown code in every row costs one lookup).
             key = (field_name, code)
@@ -175,15 +206,15 @@ def _check_references(connection: Connection, loaded: LoadedBundle) -> ErrorList
             )
 
     for index, region in enumerate(bundle.regions):
-        missing("regions", index, "parent", region.parent, regions)
+        missing("regions", index, "parent", region.parent, "regions")
     for index, indicator in enumerate(bundle.indicators):
-        missing("indicators", index, "category", indicator.category, categories)
-        missing("indicators", index, "unit", indicator.unit, units)
+        missing("indicators", index, "category", indicator.category, "categories")
+        missing("indicators", index, "unit", indicator.unit, "units")
     for index, obs in enumerate(bundle.observations):
-        missing("observations", index, "unit", obs.unit, units)
-        missing("observations", index, "indicator", obs.indicator, indicators)
-        missing("observations", index, "region", obs.region, regions)
-        missing("observations", index, "source", obs.source, sources)
+        missing("observations", index, "unit", obs.unit, "units")
+        missing("observations", index, "indicator", obs.indicator, "indicators")
+        missing("observations", index, "region", obs.region, "regions")
+        missing("observations", index, "source", obs.source, "sources")
     for source in bundle.sources:
         if source.text_file is not None and source.code not in loaded.source_texts:
             errors.add(RecordError(name, source.code, "text_file", "text was not read"))
@@ -211,9 +242,16 @@ def _check_provenance(connection: Connection, loaded: LoadedBundle) -> ErrorList
     measures = provenance.stored_measures(connection)
     for indicator in loaded.bundle.indicators:  # as they will stand once the bundle is applied
         measures[indicator.code] = (indicator.unit, indicator.measure_type.value)
+    # A source or indicator that only a record with errors defines: _check_references says so,
+    # and the value is checked once that record is fixed (not against a stored definition the
+    # file means to change).
+    left_out_sources = _left_out(loaded, "sources")
+    left_out_indicators = _left_out(loaded, "indicators")
     for index, obs in enumerate(loaded.bundle.observations):
         if obs.source not in sources or obs.indicator not in measures:
             continue  # an unknown source or indicator: _check_references says so
+        if obs.source in left_out_sources or obs.indicator in left_out_indicators:
+            continue
         measure = sanity.Measure(*measures[obs.indicator], unit=obs.unit)
         claim = Claim(
             obs.year, obs.value, obs.qualifier.value, obs.quote, obs.note, obs.derived, measure

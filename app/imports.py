@@ -52,7 +52,9 @@ class ImportOutcome:
 
 
 def parse_upload(body: bytes, content_type: str) -> ParsedFile:
-    """An uploaded file parsed and validated, within the row limit (BundleError if not)."""
+    """An uploaded file parsed and checked, within the row limit (BundleError if not). Its
+    records with format errors are left out and their errors kept, for `run_import` to list
+    with every other error in one answer (app/bundle.py `check_document`)."""
     media_type = content_type.split(";")[0].strip().lower()
     max_rows = get_settings().max_import_rows
     text = decode_upload(body, name=UPLOAD_NAME)
@@ -67,25 +69,27 @@ def parse_upload(body: bytes, content_type: str) -> ParsedFile:
 
 
 def read_file(path: Path) -> ParsedFile:
-    """A file on this machine parsed and validated: CSV by its suffix, else a bundle, whose
-    `text_file`s are read from its folder."""
+    """A file on this machine parsed and checked as an upload is: CSV by its suffix, else a
+    bundle, whose `text_file`s are read from its folder."""
     if path.suffix.lower() == ".csv":
         text = decode_upload(path.read_bytes(), name=path.name)
         return ParsedFile("csv", parse_csv(text, name=path.name))
-    return ParsedFile("bundle", read_bundle_file(path))
+    return ParsedFile("bundle", read_bundle_file(path, keep_errors=True))
 
 
 def _check_scope(connection: Connection, key: ApiKeyInfo | None, loaded: LoadedBundle) -> None:
     """403 when a key without `admin` defines what only an admin may (module docstring)."""
     if key is None or key.allows(Scope.admin):
         return
-    defines = [section for section in ADMIN_SECTIONS if getattr(loaded.bundle, section)]
+    # Records left out for their format errors count: a write key may not define them either.
+    defines = [section for section in ADMIN_SECTIONS if loaded.defines(section)]
     if defines:
         raise ForbiddenError(
             f"Defining {', '.join(defines)} needs a key with the 'admin' scope; this key may "
             "import observations and register new sources (with their text) only."
         )
     codes = [source.code for source in loaded.bundle.sources]
+    codes += loaded.dropped.get("sources", {})
     stored = sorted(provenance.stored_sources(connection, codes))
     if stored:
         raise ForbiddenError(

@@ -22,6 +22,20 @@ REVIEW_CLAUSE = "本地现场招聘会19场"
 SYNTHETIC_DERIVED = {"quote": REVIEW_CLAUSE, "derived": True}
 
 
+def world_observation(**fields: Any) -> dict[str, Any]:
+    """A SYNTHETIC observation of the world (`trained` in 320400, 2030) as a bundle writes it,
+    with `fields` changed."""
+    return {
+        "indicator": "trained",
+        "region": "320400",
+        "year": 2030,
+        "value": 1,
+        "source": SYNTHETIC_SOURCE,
+        "quote": "synthetic",
+        **fields,
+    }
+
+
 def world_document(*, years: range = range(2019, 2024)) -> dict[str, Any]:
     """Two categories, three indicators, three regions, one value per series and year.
 

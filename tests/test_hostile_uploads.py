@@ -28,7 +28,7 @@ from app.config import get_settings
 from app.models import observation_table, source_table
 from app.rendering import render_csv
 from tests.conftest import DatabaseFactory
-from tests.factories import SYNTHETIC_SOURCE
+from tests.factories import SYNTHETIC_SOURCE, world_observation
 from tests.live import rss_mb, serving, write_key
 from tests.test_cli import _statsapi
 
@@ -65,20 +65,8 @@ def _refused(response: httpx.Response) -> dict[str, Any]:
     return problem
 
 
-def _observation(**fields: Any) -> dict[str, Any]:
-    return {
-        "indicator": "trained",
-        "region": "320400",
-        "year": 2030,
-        "value": 1,
-        "source": SYNTHETIC_SOURCE,
-        "quote": "synthetic",
-        **fields,
-    }
-
-
 def _csv_line(**cells: str) -> str:
-    row = {**{k: str(v) for k, v in _observation().items()}, "qualifier": "", "note": ""}
+    row = {**{k: str(v) for k, v in world_observation().items()}, "qualifier": "", "note": ""}
     row.update(cells)
     return ",".join(row[column] for column in HEADER.split(","))
 
@@ -114,7 +102,7 @@ def test_yaml_aliases_are_refused_before_they_expand(
 
 
 def test_a_single_harmless_alias_is_refused_too(api: TestClient, token: str) -> None:
-    text = yaml.safe_dump({"observations": [_observation()]}) + "other: *x\n"
+    text = yaml.safe_dump({"observations": [world_observation()]}) + "other: *x\n"
     text = text.replace("source:", "source: &x", 1)
     problem = _refused(_post(api, token, text, "application/yaml"))
     assert "alias" in problem["detail"]
@@ -128,7 +116,7 @@ def test_yaml_is_read_with_the_c_loader_and_floats_stay_exact() -> None:
 
 def test_error_labels_hold_only_short_scalar_text(api: TestClient, token: str) -> None:
     long_code = "x" * 10_000
-    observation = _observation(indicator=long_code, region={"nested": ["a"] * 1000}, year=2030)
+    observation = world_observation(indicator=long_code, region={"nested": ["a"] * 1000}, year=2030)
     body = json.dumps({"observations": [observation]})
     problem = _refused(_post(api, token, body, "application/json"))
     record = problem["errors"][0]["record"]
@@ -138,7 +126,7 @@ def test_error_labels_hold_only_short_scalar_text(api: TestClient, token: str) -
 
 
 def test_a_huge_unknown_key_is_cut_in_the_answer(api: TestClient, token: str) -> None:
-    body = json.dumps({"observations": [_observation(**{"k" * 100_000: 1})]})
+    body = json.dumps({"observations": [world_observation(**{"k" * 100_000: 1})]})
     problem = _refused(_post(api, token, body, "application/json"))
     assert all(len(error["field"]) <= 100 for error in problem["errors"])
 
@@ -223,13 +211,13 @@ BIG_INT = "1" * 5000  # past Python's int-str limit (4,300 digits)
 
 
 def _yaml_observation(**raw: str) -> str:
-    fields = {k: json.dumps(v) for k, v in _observation().items()}
+    fields = {k: json.dumps(v) for k, v in world_observation().items()}
     fields.update(raw)
     return "observations:\n  - " + "\n    ".join(f"{k}: {v}" for k, v in fields.items()) + "\n"
 
 
 def _json_observation(**raw: str) -> str:
-    fields = {k: json.dumps(v) for k, v in _observation().items()}
+    fields = {k: json.dumps(v) for k, v in world_observation().items()}
     fields.update(raw)
     inner = ", ".join(f'"{k}": {v}' for k, v in fields.items())
     return '{"observations": [{' + inner + "}]}"
@@ -395,7 +383,7 @@ def test_plain_numbers_and_text_are_accepted(api: TestClient, token: str, quote:
 
 @pytest.mark.parametrize("cell", [*FORMULAS, *NOT_FORMULAS])
 def test_every_csv_writer_defuses_the_same_cells(cell: str) -> None:
-    row = {**_observation(quote=cell, note=None), "qualifier": "exact", "unit": None}
+    row = {**world_observation(quote=cell, note=None), "qualifier": "exact", "unit": None}
     exported = next(csv_rows(write_csv([row])))
     rendered = next(csv_rows(render_csv([row], list(row))[3:].decode()))
     expected = "'" + cell if cell in FORMULAS else cell

@@ -13,8 +13,9 @@ import yaml
 from fastapi.testclient import TestClient
 
 from app.bundle import MAX_ERRORS, ErrorList, RecordError
+from app.db import build_engine
 from tests.conftest import DatabaseFactory, snapshot
-from tests.factories import SYNTHETIC_SOURCE
+from tests.factories import SYNTHETIC_DERIVED, SYNTHETIC_SOURCE, world_observation
 
 URL = "/api/v1/imports"
 HEADER = "indicator,region,year,value,qualifier,note,source,quote"
@@ -97,6 +98,120 @@ def test_format_and_reference_errors_come_in_one_answer_by_row(api, tokens, engi
     assert unknown["close_matches"]["fundz"][0] == "funds"
     assert "did you mean 'funds'" in unknown["message"]
     assert snapshot(engine) == before
+
+
+def _bundle_text(document: dict[str, object], content_type: str) -> str:
+    if content_type == "application/json":
+        return json.dumps(document, ensure_ascii=False)
+    return yaml.safe_dump(document, allow_unicode=True)
+
+
+def _format_and_reference_errors() -> dict[str, object]:
+    """observations[1] lacks its year and observations[4] its value is no number (format);
+    observations[2], after the one left out, names an unknown region (reference)."""
+    rows = [world_observation(year=2030 + n) for n in range(5)]
+    del rows[1]["year"]
+    rows[2]["region"] = "320413"
+    rows[4]["value"] = "twelve"
+    return {"observations": rows}
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/yaml"])
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_bundle_gets_its_format_and_reference_errors_in_one_answer_by_index(  # type: ignore[no-untyped-def]
+    api, tokens, engine, content_type: str, dry_run: bool
+) -> None:
+    before = snapshot(engine)
+    body = _bundle_text(_format_and_reference_errors(), content_type)
+    response = _post(api, tokens["write"], body, content_type, params={"dry_run": dry_run})
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    located = [(e["record"].split(" ")[0], e["field"]) for e in problem["errors"]]
+    # In file order, each named by its index in the file (not among the records that passed).
+    assert located == [
+        ("observations[1]", "year"),
+        ("observations[2]", "region"),
+        ("observations[4]", "value"),
+    ]
+    assert problem["error_count"] == 3
+    assert problem["detail"].startswith("Nothing was imported: upload: observations[1]")
+    unknown = problem["errors"][1]
+    assert unknown["unknown"] == ["320413"]
+    assert "320412" in unknown["close_matches"]["320413"]
+    assert all("unknown" not in problem["errors"][n] for n in (0, 2))
+    assert snapshot(engine) == before
+
+
+def test_a_code_defined_by_a_record_with_errors_is_not_called_unknown(api, tokens, engine) -> None:  # type: ignore[no-untyped-def]
+    farms = {
+        "code": "farms",
+        "category": "alpha",
+        "unit": "person",
+        "measure_type": "flow",
+        "name_zh": "示范农场",
+        "name_en": "Model farms",
+    }
+    document = {
+        # indicators[0] a new one, indicators[1] the stored `trained` changed: both faulty.
+        "indicators": [{**farms, "measure_type": "sometimes"}, {**farms, "code": "trained"}],
+        "observations": [
+            world_observation(indicator="farms"),
+            world_observation(indicator="trained", value=-1),
+        ],
+    }
+    document["indicators"][1].pop("name_en")
+    before = snapshot(engine)
+    response = _post(api, tokens["admin"], json.dumps(document), "application/json")
+    assert response.status_code == 422, response.text
+    errors = response.json()["errors"]
+    located = [(e["record"].split(" ")[0], e["field"]) for e in errors]
+    assert located == [
+        ("indicators[0]", "measure_type"),
+        ("indicators[1]", "name_en"),
+        ("observations[0]", "indicator"),
+        ("observations[1]", "indicator"),
+    ]
+    for error, defined_by in zip(errors[2:], ("indicators[0]", "indicators[1]"), strict=True):
+        assert f"is defined by {defined_by}, which has errors" in error["message"]
+        assert "unknown" not in error
+    # The value of observations[1] is checked once its indicator's record is fixed, against
+    # it: not now against the stored `trained` the file means to change.
+    assert not any("non-negative" in error["message"] for error in errors)
+    assert snapshot(engine) == before
+
+
+def test_a_record_left_out_for_its_errors_still_counts_for_repeats(api, tokens) -> None:  # type: ignore[no-untyped-def]
+    unit = {"code": "household", "name_zh": "户", "name_en": "households"}
+    document = {"units": [{**unit, "name_zh": ""}, unit, {**unit, "name_en": ""}]}
+    response = _post(api, tokens["admin"], json.dumps(document), "application/json")
+    assert response.status_code == 422, response.text
+    found = [
+        (e["record"].split(" ")[0], e["field"], e["message"]) for e in response.json()["errors"]
+    ]
+    assert [(record, field) for record, field, _ in found] == [
+        ("units[0]", "name_zh"),
+        ("units[1]", "body"),
+        ("units[2]", "name_en"),
+    ]
+    assert found[1][2] == "repeats units[0]"
+
+
+@pytest.mark.parametrize(
+    ("records", "named"),
+    [
+        ({"indicators": [{"code": "farms"}]}, "indicators"),
+        ({"sources": [{"code": SYNTHETIC_SOURCE, "title_en": "Renamed"}]}, SYNTHETIC_SOURCE),
+    ],
+)
+def test_a_write_key_is_refused_for_its_scope_what_it_may_not_define_even_with_errors(  # type: ignore[no-untyped-def]
+    api, tokens, records: dict[str, object], named: str
+) -> None:
+    """A record left out for its format errors still tells what the file means to do: 403 at
+    once, not a 422 whose fixes lead to a 403."""
+    document = {**records, "observations": [world_observation()]}
+    response = _post(api, tokens["write"], json.dumps(document), "application/json")
+    assert response.status_code == 403, response.text
+    assert named in response.json()["detail"]
 
 
 def test_the_first_errors_by_row_are_kept_whatever_order_they_were_found_in() -> None:
@@ -192,8 +307,8 @@ def test_bundles_defining_reference_data_need_the_admin_scope(api, tokens) -> No
     assert api.get("/api/v1/observations/farms/320412/2030").json()["unit"] == "household"
 
 
-def test_uploaded_bundles_may_not_name_files_on_the_server(api, tokens) -> None:  # type: ignore[no-untyped-def]
-    source = {
+def _source_naming_a_file(text_file: str) -> dict[str, object]:
+    return {
         "code": "sneaky",
         "title_zh": "x",
         "title_en": "x",
@@ -201,11 +316,22 @@ def test_uploaded_bundles_may_not_name_files_on_the_server(api, tokens) -> None:
         "publisher_en": "x",
         "published_on": "2024-01-01",
         "year_covered": 2023,
-        "text_file": "/etc/passwd",
+        "text_file": text_file,
     }
-    response = _post(api, tokens["admin"], json.dumps({"sources": [source]}), "application/json")
+
+
+def test_uploaded_bundles_may_not_name_files_on_the_server(api, tokens) -> None:  # type: ignore[no-untyped-def]
+    source = _source_naming_a_file("/etc/passwd")
+    document = {"sources": [source], "observations": [world_observation(region="320499")]}
+    response = _post(api, tokens["admin"], json.dumps(document), "application/json")
     assert response.status_code == 422
-    assert response.json()["errors"][0]["field"] == "text_file"
+    # In the same answer as the other records' errors (the source is left out).
+    errors = response.json()["errors"]
+    assert [(e["record"], e["field"]) for e in errors] == [
+        ("sources[0] (code=sneaky)", "text_file"),
+        ("observations[0]", "region"),
+    ]
+    assert "not allowed in an upload" in errors[0]["message"]
 
 
 def test_idempotency_key_replays_the_first_answer(api, tokens, engine) -> None:  # type: ignore[no-untyped-def]
@@ -259,6 +385,14 @@ def _statsapi(*args: str, url: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _snapshot_of(url: str) -> tuple[object, ...]:
+    engine = build_engine(url)
+    try:
+        return snapshot(engine)
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
 def seeded_url(databases: DatabaseFactory) -> Iterator[str]:
     yield databases.fresh("seeded")
@@ -297,6 +431,46 @@ def test_cli_import_of_a_bad_file_exits_1_naming_the_row(seeded_url: str, tmp_pa
     result = _statsapi("import", str(path), url=seeded_url)
     assert result.returncode == 1
     assert "bad.csv: row 2: indicator: unknown code 'nope'" in result.stderr
+
+
+def test_cli_import_of_a_bad_bundle_lists_every_error_in_one_pass(
+    seeded_url: str, tmp_path: Path
+) -> None:
+    """Format, text_file and reference errors of a bundle file, printed together by index."""
+    source = _source_naming_a_file("../outside.txt")
+    # SYNTHETIC rows citing the review's clause, marked derived (tests/factories.py).
+    row = {
+        "indicator": "adaptive_training_trainees",
+        "region": "320400",
+        "value": 1,
+        "source": "cz-tyjrswj-2023-review",
+        "note": "SYNTHETIC",
+        **SYNTHETIC_DERIVED,
+    }
+    rows = [{**row, "year": 1990 + n} for n in range(3)]
+    del rows[0]["year"]
+    rows[2]["region"] = "320499"  # no such district
+    path = tmp_path / "bundle" / "bad.yaml"
+    path.parent.mkdir()
+    document = {"sources": [source], "observations": rows}
+    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    before = _snapshot_of(seeded_url)
+    result = _statsapi("import", str(path), url=seeded_url)
+    assert result.returncode == 1
+    printed = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(printed) == 3, result.stderr
+    assert [line.split(": ")[2].split(" ")[0] for line in printed] == [
+        "sources[0]",
+        "observations[0]",
+        "observations[2]",
+    ]
+    assert "bad.yaml: sources[0] (code=sneaky): text_file: must name a file inside" in printed[0]
+    assert (
+        "observations[0] (indicator=adaptive_training_trainees, region=320400): year"
+        in (printed[1])
+    )
+    assert "bad.yaml: observations[2]: region: unknown code '320499'; did you mean" in printed[2]
+    assert _snapshot_of(seeded_url) == before
 
 
 def test_keys_create_prints_the_token_alone_and_stores_only_its_hash(seeded_url: str) -> None:

@@ -51,9 +51,10 @@ IMPORT_BODY = {
         "register new sources with their `text` (write scope). Values are checked for sense "
         "(counts whole, rates 0-100, units) as by PUT, each error naming the row. At most "
         "`max_import_rows` (10,000) observations, counted before any is validated; YAML "
-        "aliases are refused; a 422 lists every error of every row in one answer (format, "
-        "unknown codes with their `close_matches`, provenance), the first 100 in file order, "
-        "and counts them all in `error_count`."
+        "aliases are refused; a 422 lists every error of every row or record in one answer "
+        "(format, unknown codes with their `close_matches`, provenance, sense), the first 100 "
+        "in file order (a bundle's by section, then index in the file), and counts them all in "
+        "`error_count`."
     ),
     "content": {
         "text/csv": {
