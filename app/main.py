@@ -9,7 +9,7 @@ from app.idempotency import REPLAY_HEADER
 from app.middleware import Edge
 from app.observability import REQUEST_ID_HEADER, configure_logging
 from app.params import document_query_models
-from app.reads import CHANGE_SEQ_HEADER, NotModifiedError, before_api_request, not_modified_response
+from app.reads import CHANGE_SEQ_HEADER, before_api_request
 from app.rendering import JSONResponse
 from app.routers import (
     comparisons,
@@ -115,7 +115,6 @@ def create_app() -> FastAPI:
     )
     install_docs(app)
     install_error_handlers(app)
-    app.add_exception_handler(NotModifiedError, not_modified_response)
     app.add_middleware(
         Edge,
         cors={
@@ -127,6 +126,7 @@ def create_app() -> FastAPI:
             "max_age": CORS_MAX_AGE_S,
         },
         gzip_minimum_size=1024,
+        api_prefix=f"{API_PREFIX}/",
         write_guard={
             "default_limit": settings.max_body_bytes,
             "limits": {f"{API_PREFIX}/imports": settings.max_import_bytes},

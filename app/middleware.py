@@ -23,7 +23,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.auth import authenticate
 from app.db import engine_dependency
 from app.errors import problem_response
-from app.observability import RequestLog, request_id, valid_request_id
+from app.observability import ANSWERED_BEFORE_ROUTING, RequestLog, request_id, valid_request_id
+from app.ratelimit import limit_reads
+from app.reads import current_copy
 
 SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS"))
 
@@ -72,7 +74,8 @@ class Edge:
       Accept-Encoding` (bodies differ by Accept, JSON or CSV, and by Accept-Encoding, gzip or
       not, whether or not this body was compressed) and on `Origin`;
     - CORS (Starlette's) for requests that carry an `Origin`, gzip (Starlette's) for those that
-      accept it, and the write guard (`WriteGuardMiddleware`) for methods that carry a body.
+      accept it; the write guard (`WriteGuardMiddleware`) for methods that carry a body, the
+      read gate (`ReadGate`: rate limit and 304) for reads.
 
     The last three are chosen per request rather than stacked: each layer wraps `send` and
     reads the headers again, on every request, even one it has nothing to do for. Stacked, the
@@ -89,17 +92,22 @@ class Edge:
         cors: dict[str, Any],
         gzip_minimum_size: int,
         write_guard: dict[str, Any],
+        api_prefix: str,
     ) -> None:
         self.app = app
-        guarded = WriteGuardMiddleware(app, **write_guard)
-        self.chains: dict[tuple[bool, bool, bool], ASGIApp] = {}
-        for write, gzip, origin in product((False, True), repeat=3):
-            chain: ASGIApp = guarded if write else app
+        first: dict[str, ASGIApp] = {
+            "read": ReadGate(app, api_prefix=api_prefix),
+            "write": WriteGuardMiddleware(app, **write_guard),
+            "other": app,  # OPTIONS
+        }
+        self.chains: dict[tuple[str, bool, bool], ASGIApp] = {}
+        for kind, gzip, origin in product(first, (False, True), (False, True)):
+            chain = first[kind]
             if gzip:
                 chain = GZipMiddleware(chain, minimum_size=gzip_minimum_size)
             if origin:
                 chain = CORSMiddleware(chain, **cors)
-            self.chains[(write, gzip, origin)] = chain
+            self.chains[(kind, gzip, origin)] = chain
         self.log = RequestLog()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -136,12 +144,38 @@ class Edge:
                 _response_headers(raw, vary=vary)
             await send(message)
 
-        chain = self.chains[(method not in SAFE_METHODS, gzip, origin is not None)]
+        kind = "read" if is_read else "other" if method in SAFE_METHODS else "write"
         try:
-            await chain(scope, receive, send_with_headers)
+            await self.chains[(kind, gzip, origin is not None)](scope, receive, send_with_headers)
         finally:
             self.log.record(scope, status, time.perf_counter() - started)
             request_id.reset(context)
+
+
+class ReadGate:
+    """Reads of the API, before routing: the read rate limit (429), then 304 when
+    `If-None-Match` names the current ETag (app/reads.py `current_copy`). A poll that finds
+    nothing new costs a query of the data version and no more: no routing, no parameters
+    parsed, no dependency solved."""
+
+    def __init__(self, app: ASGIApp, *, api_prefix: str) -> None:
+        self.app = app
+        self.api_prefix = api_prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"].startswith(self.api_prefix):
+            request = Request(scope, receive)
+            try:
+                limit_reads(request)
+                answer = await current_copy(request, await _engine_of(scope["app"]))
+            except Exception as error:
+                await _answer_error(scope, receive, send, error, close=False)
+                return
+            if answer is not None:
+                scope[ANSWERED_BEFORE_ROUTING] = True
+                await answer.response()(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class BodyRefusedError(HTTPException):
@@ -163,15 +197,18 @@ async def _engine_of(app: FastAPI) -> Engine:
     return await engine if inspect.isawaitable(engine) else engine
 
 
-async def _answer_error(scope: Scope, receive: Receive, send: Send, error: Exception) -> None:
+async def _answer_error(
+    scope: Scope, receive: Receive, send: Send, error: Exception, *, close: bool = True
+) -> None:
     """Answer `error` with the app's own handler for it (the one problem+json shape, 503 for a
-    database error), closing the connection: the body was never read."""
+    database error), closing the connection (`close`) when a body was left unread."""
     handlers = scope["app"].exception_handlers
     handler = next((handlers[c] for c in type(error).__mro__ if c in handlers), None)
     if handler is None:
         raise error
     response: Response = await handler(Request(scope, receive), error)
-    response.headers["Connection"] = "close"
+    if close:
+        response.headers["Connection"] = "close"
     await response(scope, receive, send)
 
 

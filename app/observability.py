@@ -32,7 +32,7 @@ from prometheus_client import (
 )
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount
+from starlette.routing import Mount, compile_path
 from starlette.types import Scope
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -55,6 +55,9 @@ DATABASE_ERRORS = Counter(
 
 
 UNMATCHED_ROUTE = "unmatched"
+# Set in the scope of a request answered before routing (a 304, a 429: app/middleware.py
+# `ReadGate`): its route label is found from its path (`RequestLog._template_of_path`).
+ANSWERED_BEFORE_ROUTING = "statsapi.answered_before_routing"
 OTHER_METHOD = "OTHER"
 # Methods a client may send are any token; only these get a label of their own (RFC 9110's).
 KNOWN_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
@@ -146,7 +149,20 @@ class RequestLog:
 
     def __init__(self) -> None:
         self.templates: dict[int, str] | None = None  # the app's routes, read on first use
+        self.paths: list[tuple[re.Pattern[str], str]] | None = None  # (path regex, template)
         self.series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def _template_of_path(self, scope: Scope) -> str:
+        """The template of the first GET route whose path matches (as routing would pick it),
+        for a request answered before routing."""
+        if self.paths is None:
+            self.paths = [
+                (compile_path(template)[0], template)
+                for context in iter_route_contexts(scope["app"].routes)
+                if (template := context.path_format) and "GET" in (context.methods or ())
+            ]
+        path = scope["path"]
+        return next((t for regex, t in self.paths if regex.match(path)), UNMATCHED_ROUTE)
 
     def _series(self, method: str, route: str, status: int) -> tuple[Any, Any]:
         """The request counter and latency histogram children for these labels (cached:
@@ -162,7 +178,10 @@ class RequestLog:
     def record(self, scope: Scope, status: int, elapsed: float) -> None:
         if self.templates is None:
             self.templates = route_templates(scope["app"])
-        route = route_template(scope, self.templates)
+        if scope.get(ANSWERED_BEFORE_ROUTING):
+            route = self._template_of_path(scope)
+        else:
+            route = route_template(scope, self.templates)
         method = scope["method"] if scope["method"] in KNOWN_METHODS else OTHER_METHOD
         requests, latency = self._series(method, route, status)
         requests.inc()

@@ -3,7 +3,7 @@ built from that answer.
 
 The data version (one row, moved by every write) makes the ETag: the same version, path, query
 and representation give the same ETag on every worker and server. `If-None-Match` gets a 304
-before the parameters are parsed (`revalidate`), or else inside the read's own transaction
+before the request is routed (`current_copy`), or else inside the read's own transaction
 (`read`), before any query of the answer runs.
 
 A route reads top to bottom: parse its parameters into a filter object, `read` (one call,
@@ -22,13 +22,11 @@ from sqlalchemy import Connection, Engine
 
 from app.blocking import run_read
 from app.catalog import get_catalog
-from app.db import EngineDep
 from app.errors import NotFoundError
 from app.etags import cache_headers, etag_matches, make_etag
 from app.filters import Selection
 from app.guards import check_parameters
 from app.queries import get_data_version
-from app.ratelimit import limit_reads
 from app.rendering import JSONResponse, csv_response, wants_csv
 from app.schemas import csv_columns
 
@@ -36,13 +34,10 @@ T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
 
-async def before_api_request(request: Request, engine: EngineDep) -> None:
-    """The one dependency of every API route, in this order: the read rate limit, parameter
-    hygiene, then 304 for a current ETag. One dependency rather than three: FastAPI's
-    dependency resolution costs more per dependency than these checks do (bench/sample.py)."""
-    limit_reads(request)
+async def before_api_request(request: Request) -> None:
+    """The one dependency of every API route: parameter hygiene. (The read rate limit and the
+    304 for a current ETag come before routing: app/middleware.py `Edge`, `current_copy`.)"""
     check_parameters(request)
-    await revalidate(request, engine)
 
 
 CHANGE_SEQ_HEADER = "X-Change-Seq"
@@ -79,23 +74,16 @@ class NotModified:
         return Response(status_code=304, headers=cache_headers(self.etag, self.changed_at))
 
 
-class NotModifiedError(Exception):
-    """Raised by `revalidate` to answer 304 at once (handled by `not_modified_response`)."""
-
-    def __init__(self, answer: NotModified) -> None:
-        super().__init__(answer.etag)
-        self.answer = answer
-
-
-async def not_modified_response(_request: Request, error: Exception) -> Response:
-    assert isinstance(error, NotModifiedError)
-    return error.answer.response()
-
-
 def _asked(request: Request) -> str:
-    """What an ETag stands for besides the data version: path, query and representation."""
-    as_csv = wants_csv(request, request.query_params.get("format"))
-    return f"{request.url.path}?{request.url.query}|{'csv' if as_csv else 'json'}"
+    """What an ETag stands for besides the data version: path, query and representation.
+
+    Read from the scope rather than `request.url` (which parses the whole URL): this runs
+    for every poll, before routing (`current_copy`)."""
+    scope = request.scope
+    query = scope["query_string"].decode("latin-1")
+    format = request.query_params.get("format") if "format=" in query else None
+    as_csv = wants_csv(request, format)
+    return f"{scope.get('root_path', '')}{scope['path']}?{query}|{'csv' if as_csv else 'json'}"
 
 
 def _version_alone(connection: Connection) -> tuple[int, datetime | None]:
@@ -103,20 +91,21 @@ def _version_alone(connection: Connection) -> tuple[int, datetime | None]:
     return version, changed_at
 
 
-async def revalidate(request: Request, engine: Engine) -> None:
-    """304 (`NotModifiedError`) for a GET whose `If-None-Match` names the current data
-    version's ETag, decided before the query parameters are parsed or any query runs
-    (dashboards poll; most polls find nothing new).
+async def current_copy(request: Request, engine: Engine) -> NotModified | None:
+    """`NotModified` for a GET whose `If-None-Match` names the current data version's ETag, read
+    before the request is routed, its parameters parsed or any other query run: dashboards
+    poll, and most polls find nothing new (app/middleware.py `Edge` answers it).
 
     Only tags this module makes (`"v<version>-<digest>"`) are looked at; anything else, and
-    `*`, is left to `read`, which checks again inside the request's read transaction."""
+    `*`, is left to `read`, which checks again inside the request's read transaction. Such a
+    tag is only ever given for an answered path and query, so a 304 here is one the route
+    would give (a made-up tag for a bad query gets a 304 for a body it never had)."""
     if_none_match = request.headers.get("if-none-match")
-    if not if_none_match or '"v' not in if_none_match or request.method not in ("GET", "HEAD"):
-        return
+    if not if_none_match or '"v' not in if_none_match:
+        return None
     version, changed_at = await run_read(engine, _version_alone)
     etag = make_etag(version, _asked(request))
-    if etag_matches(if_none_match, etag):
-        raise NotModifiedError(NotModified(etag, changed_at))
+    return NotModified(etag, changed_at) if etag_matches(if_none_match, etag) else None
 
 
 async def read(

@@ -256,6 +256,7 @@ def test_other_html_gets_a_policy_that_allows_nothing() -> None:
         Edge,
         cors={"allow_origins": ["*"]},
         gzip_minimum_size=1024,
+        api_prefix="/api/",
         write_guard={"default_limit": 1024, "limits": {}, "body_timeout": 1.0},
     )
     response = TestClient(app).get("/page")

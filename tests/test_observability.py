@@ -53,3 +53,12 @@ def test_metrics_count_requests_per_route_template(world: TestClient) -> None:
     assert 'route="/api/v1/categories/{code}",status="404"' in text
     assert "nope-1" not in text
     assert "statsapi_request_duration_seconds_bucket" in text
+
+
+def test_a_304_answered_before_routing_is_counted_under_its_route(world: TestClient) -> None:
+    url = "/api/v1/observations?region=320400"
+    etag = world.get(url).headers["etag"]
+    assert world.get(url, headers={"If-None-Match": etag}).status_code == 304
+    text = world.get("/metrics").text
+    assert 'method="GET",route="/api/v1/observations",status="304"' in text
+    assert 'route="unmatched",status="304"' not in text
