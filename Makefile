@@ -38,7 +38,8 @@ typecheck: $(VENV)/.installed
 pytest: $(VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## bench: wrk against the app (seed and 1,000,000 synthetic rows) and Datasette; prints one
+## bench: wrk against the app (seed and 1,000,000 synthetic rows), a bare FastAPI app (the
+## ceiling) and Datasette; prints one
 ## table (docs/benchmarks.md). DATABASE_URL=postgresql://... measures PostgreSQL as well.
 bench: $(VENV)/.installed .venv-bench/.installed
 	@command -v wrk >/dev/null || (apt-get update -qq && \

@@ -24,17 +24,29 @@ T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
 _limiters: dict[tuple[int, int], CapacityLimiter] = {}
+# Heavy SQLite reads at once per worker (`_threads_for`): one runs its SQL (which lets go of
+# Python's lock) while the other runs Python.
+SQLITE_READ_THREADS = 2
 
 
 def _threads_for(engine: Engine) -> CapacityLimiter:
-    """As many threads for an engine's reads as its pool keeps connections open. With more,
-    reads spill into the pool's overflow, whose connections are opened and closed on every
-    request (a new PostgreSQL backend each): a third of the time under load
-    (docs/benchmarks.md). Writes keep the overflow."""
+    """The threads an engine's reads may take at once, waiting their turn in order beyond.
+
+    PostgreSQL: as many as its pool keeps connections open. With more, reads spill into the
+    pool's overflow, whose connections are opened and closed on every request (a new
+    PostgreSQL backend each): a third of the time under load (docs/benchmarks.md). Writes keep
+    the overflow.
+
+    SQLite: `SQLITE_READ_THREADS`. Its heavy reads are Python work as much as SQL, and
+    Python threads share one lock with the event loop: five at once made each slower and
+    starved the loop, so that at 32 connections one comparison in a hundred took over 2 s
+    (docs/benchmarks.md); in turn, they finish in the order they came."""
     key = (id(engine), id(asyncio.get_running_loop()))
     limiter = _limiters.get(key)
     if limiter is None:
-        limiter = _limiters[key] = CapacityLimiter(get_settings().pg_pool_size)
+        sqlite = engine.dialect.name == "sqlite"
+        threads = SQLITE_READ_THREADS if sqlite else get_settings().pg_pool_size
+        limiter = _limiters[key] = CapacityLimiter(threads)
     return limiter
 
 
@@ -50,19 +62,21 @@ async def run_read(
     query: Callable[[Connection, *Ts], T],
     *arguments: *Ts,
     heavy: bool = False,
+    lone: bool = False,
 ) -> T:
-    """`query(connection, *arguments)` on a read connection of `engine`, run as `run_db` runs."""
+    """`query(connection, *arguments)` on a read connection of `engine` (`lone`: one
+    statement, app/db.py `read_connection`), run as `run_db` runs."""
     if engine.dialect.name == "sqlite" and not heavy:
-        return _on_read_connection(engine, query, arguments)
+        return _on_read_connection(engine, query, arguments, lone)
     return await to_thread.run_sync(
-        _on_read_connection, engine, query, arguments, limiter=_threads_for(engine)
+        _on_read_connection, engine, query, arguments, lone, limiter=_threads_for(engine)
     )
 
 
 def _on_read_connection(
-    engine: Engine, query: Callable[[Connection, *Ts], T], arguments: tuple[*Ts]
+    engine: Engine, query: Callable[[Connection, *Ts], T], arguments: tuple[*Ts], lone: bool
 ) -> T:
-    with read_connection(engine) as connection:
+    with read_connection(engine, lone=lone) as connection:
         return query(connection, *arguments)
 
 

@@ -101,6 +101,13 @@ class Settings(BaseSettings):
     rate_limit_storage: str = Field(
         default="memory://", description="memory:// (per worker) or redis://host:port (shared)."
     )
+    answer_cache_bytes: int = Field(
+        # A page of 100 observations is about 75 KB: 8 MiB keeps a hundred such answers, and
+        # stays well inside a worker's 120 MB (docs/benchmarks.md).
+        default=8 * 1024 * 1024,
+        ge=0,
+        description="Bytes of GET answers kept per worker until the next write; 0: none.",
+    )
     cors_origins: list[str] = Field(
         default=["*"],
         description="Origins whose pages may call the API with CORS (JSON list); writes still "

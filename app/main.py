@@ -127,6 +127,7 @@ def create_app() -> FastAPI:
         },
         gzip_minimum_size=1024,
         api_prefix=f"{API_PREFIX}/",
+        answer_cache_bytes=settings.answer_cache_bytes,
         write_guard={
             "default_limit": settings.max_body_bytes,
             "limits": {f"{API_PREFIX}/imports": settings.max_import_bytes},

@@ -20,12 +20,13 @@ from starlette.responses import Response
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.answers import AnswerCache
 from app.auth import authenticate
 from app.db import engine_dependency
 from app.errors import problem_response
 from app.observability import ANSWERED_BEFORE_ROUTING, RequestLog, request_id, valid_request_id
 from app.ratelimit import limit_reads
-from app.reads import current_copy
+from app.reads import asked_now, revalidates
 
 SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS"))
 
@@ -75,7 +76,7 @@ class Edge:
       not, whether or not this body was compressed) and on `Origin`;
     - CORS (Starlette's) for requests that carry an `Origin`, gzip (Starlette's) for those that
       accept it; the write guard (`WriteGuardMiddleware`) for methods that carry a body, the
-      read gate (`ReadGate`: rate limit and 304) for reads.
+      read gate (`ReadGate`: rate limit, 304, kept answers) for reads.
 
     The last three are chosen per request rather than stacked: each layer wraps `send` and
     reads the headers again, on every request, even one it has nothing to do for. Stacked, the
@@ -93,10 +94,11 @@ class Edge:
         gzip_minimum_size: int,
         write_guard: dict[str, Any],
         api_prefix: str,
+        answer_cache_bytes: int = 0,
     ) -> None:
         self.app = app
         first: dict[str, ASGIApp] = {
-            "read": ReadGate(app, api_prefix=api_prefix),
+            "read": ReadGate(app, api_prefix=api_prefix, answer_cache_bytes=answer_cache_bytes),
             "write": WriteGuardMiddleware(app, **write_guard),
             "other": app,  # OPTIONS
         }
@@ -153,28 +155,47 @@ class Edge:
 
 
 class ReadGate:
-    """Reads of the API, before routing: the read rate limit (429), then 304 when
-    `If-None-Match` names the current ETag (app/reads.py `current_copy`). A poll that finds
-    nothing new costs a query of the data version and no more: no routing, no parameters
-    parsed, no dependency solved."""
+    """Reads of the API, before routing: the read rate limit (429); then, from the data
+    version (app/reads.py `asked_now`), 304 when `If-None-Match` names the current ETag, or
+    the answer kept for the same question at the same version (app/answers.py). Either costs
+    a query of the data version and no more: no routing, no parameters parsed, no dependency
+    solved, no other query. Other reads go on to their route (their answer kept on the way)."""
 
-    def __init__(self, app: ASGIApp, *, api_prefix: str) -> None:
+    def __init__(self, app: ASGIApp, *, api_prefix: str, answer_cache_bytes: int) -> None:
         self.app = app
         self.api_prefix = api_prefix
+        self.answers = AnswerCache(answer_cache_bytes) if answer_cache_bytes else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["path"].startswith(self.api_prefix):
-            request = Request(scope, receive)
-            try:
-                limit_reads(request)
-                answer = await current_copy(request, await _engine_of(scope["app"]))
-            except Exception as error:
-                await _answer_error(scope, receive, send, error, close=False)
-                return
-            if answer is not None:
-                scope[ANSWERED_BEFORE_ROUTING] = True
-                await answer.response()(scope, receive, send)
-                return
+        if not scope["path"].startswith(self.api_prefix):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        keep = self.answers is not None and scope["method"] == "GET"
+        try:
+            limit_reads(request)
+            revalidating = revalidates(request)
+            if not (keep or revalidating):
+                asked = None
+            else:
+                asked = await asked_now(request, await _engine_of(scope["app"]))
+        except Exception as error:
+            await _answer_error(scope, receive, send, error, close=False)
+            return
+        if asked is None:
+            await self.app(scope, receive, send)
+            return
+        not_modified = asked.not_modified(request.headers.get("if-none-match"))
+        kept = self.answers.get((asked.version, asked.what)) if self.answers and keep else None
+        if not_modified is not None or kept is not None:
+            scope[ANSWERED_BEFORE_ROUTING] = True
+            if not_modified is not None:
+                await not_modified.response()(scope, receive, send)
+            else:
+                await kept.send(send)  # type: ignore[union-attr]  # not None here
+            return
+        if self.answers is not None and keep:
+            send = self.answers.recording((asked.version, asked.what), asked.etag, send)
         await self.app(scope, receive, send)
 
 

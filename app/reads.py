@@ -3,7 +3,7 @@ built from that answer.
 
 The data version (one row, moved by every write) makes the ETag: the same version, path, query
 and representation give the same ETag on every worker and server. `If-None-Match` gets a 304
-before the request is routed (`current_copy`), or else inside the read's own transaction
+before the request is routed (`asked_now`), or else inside the read's own transaction
 (`read`), before any query of the answer runs.
 
 A route reads top to bottom: parse its parameters into a filter object, `read` (one call,
@@ -36,7 +36,7 @@ Ts = TypeVarTuple("Ts")
 
 async def before_api_request(request: Request) -> None:
     """The one dependency of every API route: parameter hygiene. (The read rate limit and the
-    304 for a current ETag come before routing: app/middleware.py `Edge`, `current_copy`.)"""
+    304 for a current ETag come before routing: app/middleware.py `ReadGate`, `asked_now`.)"""
     check_parameters(request)
 
 
@@ -78,7 +78,7 @@ def _asked(request: Request) -> str:
     """What an ETag stands for besides the data version: path, query and representation.
 
     Read from the scope rather than `request.url` (which parses the whole URL): this runs
-    for every poll, before routing (`current_copy`)."""
+    for every poll, before routing (`asked_now`)."""
     scope = request.scope
     query = scope["query_string"].decode("latin-1")
     format = request.query_params.get("format") if "format=" in query else None
@@ -91,21 +91,43 @@ def _version_alone(connection: Connection) -> tuple[int, datetime | None]:
     return version, changed_at
 
 
-async def current_copy(request: Request, engine: Engine) -> NotModified | None:
-    """`NotModified` for a GET whose `If-None-Match` names the current data version's ETag, read
-    before the request is routed, its parameters parsed or any other query run: dashboards
-    poll, and most polls find nothing new (app/middleware.py `Edge` answers it).
+@dataclass(frozen=True)
+class Asked:
+    """A GET as its answer's ETag sees it, before routing: the data version it is asked at, and
+    what is asked (path, query, representation)."""
 
-    Only tags this module makes (`"v<version>-<digest>"`) are looked at; anything else, and
-    `*`, is left to `read`, which checks again inside the request's read transaction. Such a
-    tag is only ever given for an answered path and query, so a 304 here is one the route
-    would give (a made-up tag for a bad query gets a 304 for a body it never had)."""
-    if_none_match = request.headers.get("if-none-match")
-    if not if_none_match or '"v' not in if_none_match:
+    version: int
+    changed_at: datetime | None
+    what: str
+
+    @property
+    def etag(self) -> str:
+        return make_etag(self.version, self.what)
+
+    def not_modified(self, if_none_match: str | None) -> NotModified | None:
+        """`NotModified` when `If-None-Match` names this answer's ETag."""
+        if if_none_match and etag_matches(if_none_match, self.etag):
+            return NotModified(self.etag, self.changed_at)
         return None
-    version, changed_at = await run_read(engine, _version_alone)
-    etag = make_etag(version, _asked(request))
-    return NotModified(etag, changed_at) if etag_matches(if_none_match, etag) else None
+
+
+def revalidates(request: Request) -> bool:
+    """Whether a GET's `If-None-Match` may name an ETag of this module (`"v<version>-..."`),
+    to be checked before routing (app/middleware.py `ReadGate`, `asked_now`). Any other tag,
+    and `*`, is left to `read`, which checks again inside the request's read transaction."""
+    if_none_match = request.headers.get("if-none-match") or ""
+    return '"v' in if_none_match
+
+
+async def asked_now(request: Request, engine: Engine) -> Asked:
+    """The current data version and what `request` asks, read before the request is routed,
+    its parameters parsed or any other query run: dashboards poll, and most polls find
+    nothing new (a 304), or ask what another client asked at the same version (a kept answer:
+    app/answers.py). An ETag is only ever given for an answered path and query, so a 304 from
+    it is one the route would give (a made-up tag for a bad query gets a 304 for a body it
+    never had)."""
+    version, changed_at = await run_read(engine, _version_alone, lone=True)
+    return Asked(version, changed_at, _asked(request))
 
 
 async def read(

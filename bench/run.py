@@ -109,8 +109,12 @@ def wait_until_up(base: str, path: str, process: subprocess.Popen[bytes]) -> Non
 
 
 def start(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    # In the folder of the app it serves: uvicorn's worker processes put their working folder
+    # first on sys.path, so from this checkout they would import this app, whatever
+    # BENCH_APP_ROOT says.
     return subprocess.Popen(
         command,
+        cwd=env.get("PYTHONPATH", ROOT),
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,  # the app's JSON access log: written, as in production
@@ -201,7 +205,7 @@ def _ms(text: str) -> float:
 
 
 def wrk(url: str, *, seconds: float, headers: dict[str, str], threads: int, connections: int):
-    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
     output = subprocess.run(
@@ -672,7 +676,7 @@ def report(measures: list[Measure], args: argparse.Namespace) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=5, help="seconds per wrk run")
+    parser.add_argument("--duration", type=float, default=4, help="seconds per wrk run")
     parser.add_argument("--runs", type=int, default=3, help="rounds over every target")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)

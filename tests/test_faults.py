@@ -538,7 +538,7 @@ def test_sigterm_lets_an_import_in_flight_finish_and_the_server_exits_by_itself(
     # is "killed by SIGTERM" (-15) rather than 0; the log shows the shutdown ran to its end.
     assert returncode in (0, -signal.SIGTERM), log_tail[-3000:]
     assert "Application shutdown complete" in log_tail, log_tail[-3000:]
-    assert log_tail.index("Shutting down") < log_tail.index('"route": "/api/v1/imports"')
+    assert log_tail.index("Shutting down") < log_tail.index('"route":"/api/v1/imports"')
     assert _synthetic_counts(url) == (IMPORT_ROWS, IMPORT_ROWS)
 
 

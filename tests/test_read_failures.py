@@ -96,6 +96,7 @@ def test_a_postgresql_statement_timeout_on_a_list_answers_503_with_retry_after(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
     path: str,
+    uncached: None,
 ) -> None:
     """A lock held past the app's 300 ms statement_timeout: psycopg raises QueryCanceled."""
     monkeypatch.setattr(get_settings(), "pg_statement_timeout_ms", 300)
@@ -208,9 +209,16 @@ def _kill(engine: Engine) -> Callable[[Any], None]:
     return terminate
 
 
+@pytest.fixture
+def uncached(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Apps made after this keep no answers (app/answers.py): a request asked again runs its
+    route's statements, which these tests watch."""
+    monkeypatch.setattr(get_settings(), "answer_cache_bytes", 0)
+
+
 @pytest.mark.parametrize("path", [*LISTS, "revalidation"], ids=[*LIST_IDS, "revalidation"])
 def test_a_connection_lost_mid_read_answers_503_and_leaves_the_pool(
-    seeded: Engine, make_client: ClientFactory, path: str
+    seeded: Engine, make_client: ClientFactory, path: str, uncached: None
 ) -> None:
     """Killed just before the list's page runs, or before the data version that a 304 reads
     alone (outside a transaction, so that no rollback on the way out meets the dead
@@ -254,7 +262,7 @@ def _listening(engine: Engine, name: str, listener: Any, *, retval: bool = False
 
 @pytest.mark.parametrize("path", LISTS, ids=LIST_IDS)
 def test_every_statement_fires_before_and_after_cursor_execute_with_one_real_context(
-    world_engine: Engine, make_client: ClientFactory, path: str
+    world_engine: Engine, make_client: ClientFactory, path: str, uncached: None
 ) -> None:
     client = make_client(world_engine)
     client.get(path)  # warm the catalog and the statement caches
