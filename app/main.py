@@ -40,6 +40,8 @@ value traced to the sentence of the published text that states it (`source.quote
 **Reads are public**: no key. CORS: any allowed origin (all by default) may read and, with
 a key in `Authorization: Bearer`, write; cookies are never used (no credentialed requests).
 Every GET carries an `ETag` and `Last-Modified`; send `If-None-Match` to get `304 Not Modified`.
+The same question asked again before the next write is answered from memory: never stale,
+since every write moves the data version the answers are kept by.
 Every list answers `format=csv` (or `Accept: text/csv`): UTF-8 with a byte-order mark.
 Errors are RFC 9457 `application/problem+json` and name the parameter at fault.
 
