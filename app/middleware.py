@@ -171,13 +171,11 @@ class ReadGate:
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
-        keep = self.answers is not None and scope["method"] == "GET"
+        answers = self.answers if scope["method"] == "GET" else None  # HEAD has no body to keep
+        asked = None
         try:
             limit_reads(request)
-            revalidating = revalidates(request)
-            if not (keep or revalidating):
-                asked = None
-            else:
+            if answers is not None or revalidates(request):
                 asked = await asked_now(request, await _engine_of(scope["app"]))
         except Exception as error:
             await _answer_error(scope, receive, send, error, close=False)
@@ -185,18 +183,19 @@ class ReadGate:
         if asked is None:
             await self.app(scope, receive, send)
             return
+        key = (asked.version, asked.what)
         not_modified = asked.not_modified(request.headers.get("if-none-match"))
-        kept = self.answers.get((asked.version, asked.what)) if self.answers and keep else None
-        if not_modified is not None or kept is not None:
+        kept = answers.get(key) if answers is not None else None
+        if not_modified is not None:
             scope[ANSWERED_BEFORE_ROUTING] = True
-            if not_modified is not None:
-                await not_modified.response()(scope, receive, send)
-            else:
-                await kept.send(send)  # type: ignore[union-attr]  # not None here
-            return
-        if self.answers is not None and keep:
-            send = self.answers.recording((asked.version, asked.what), asked.etag, send)
-        await self.app(scope, receive, send)
+            await not_modified.response()(scope, receive, send)
+        elif kept is not None:
+            scope[ANSWERED_BEFORE_ROUTING] = True
+            await kept.send(send)
+        else:
+            if answers is not None:
+                send = answers.recording(key, asked.etag, send)
+            await self.app(scope, receive, send)
 
 
 class BodyRefusedError(HTTPException):
